@@ -1,0 +1,40 @@
+# Shared by the ci/*.sh scripts: the repo root, the Python venv and redis-server.
+# Source it; it defines functions and ROOT, and changes nothing until they are called.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${VENV:-$ROOT/.venv}
+
+log() { printf '%s\n' "$*" >&2; }
+
+# apt-get install, once per package, as root (or through sudo when there is one).
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  log "installing ${missing[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# The venv with every service's pinned requirements plus the local tools (honcho, pytest,
+# matplotlib). Reinstalled only when a requirements file changes.
+ensure_venv() {
+  local files=("$ROOT"/images/*/requirements.txt "$ROOT/ci/requirements.txt" "$@")
+  local stamp
+  stamp=$(cat "${files[@]}" | sha256sum | cut -c1-16)
+  if [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
+    log "installing Python requirements into $VENV"
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    local args=()
+    for f in "${files[@]}"; do args+=(-r "$f"); done
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${args[@]}"
+    echo "$stamp" > "$VENV/.requirements-stamp"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}

@@ -1,0 +1,35 @@
+"""gunicorn settings shared by rng, hasher and webui. Everything comes from env, so the image,
+the chart and ci/up.sh differ only in environment variables."""
+import os
+import signal
+import threading
+
+# One process with threads per pod: prometheus_client needs no multiprocess mode, and rng's
+# cap is per process, so GUNICORN_WORKERS=R behaves like R rng replicas (ci/up.sh --rng R).
+bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+worker_class = "gthread"
+# Enough threads that /healthz and /metrics never wait behind rng's queued /<n> calls.
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# The heartbeat file goes to memory, so a read-only root filesystem works.
+worker_tmp_dir = "/dev/shm"
+accesslog = None  # request logs cost CPU per hash; the histogram on /metrics says more
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+keepalive = 5
+graceful_timeout = 20
+
+SHUTDOWN_DELAY_SECONDS = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "0"))
+
+
+def post_worker_init(worker):
+    """podinfo's shutdown: on SIGTERM answer /readyz 503 first, keep serving for
+    SHUTDOWN_DELAY_SECONDS while endpoints drain, then let gunicorn stop gracefully."""
+    readiness = worker.wsgi.extensions.get("readiness")
+
+    def on_sigterm(sig, frame):
+        if readiness is not None:
+            readiness.start_shutdown()
+        threading.Timer(SHUTDOWN_DELAY_SECONDS, worker.handle_exit, (sig, frame)).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -1,0 +1,74 @@
+"""rng: random bytes, slowly and one request at a time. It is the bottleneck of DockerCoins
+on purpose: one process serves at most 1 / SLEEP_SECONDS requests a second."""
+import os
+import re
+import threading
+import time
+
+from flask import Flask, Response
+from prometheus_client import Gauge
+
+from dockercoins_common import HOSTNAME, Readiness, add_ops_routes, env_int, setup_logging
+
+SLEEP_SECONDS = 0.1  # the work each /<n> "costs"
+
+WAITING = Gauge("dockercoins_rng_waiting_requests",
+                "Requests for bytes waiting for the concurrency cap.")
+
+
+def create_app(config=None):
+    app = Flask(__name__)
+    threads = env_int("GUNICORN_THREADS", 32, minimum=1)
+    app.config.update(
+        RNG_CONCURRENCY=env_int("RNG_CONCURRENCY", 1, minimum=1),
+        RNG_MAX_BYTES=env_int("RNG_MAX_BYTES", 1024 * 1024, minimum=1),
+        # Leave threads free for probes and metrics: past this, shed load with a 503.
+        RNG_MAX_WAITING=env_int("RNG_MAX_WAITING", max(threads - 4, 1), minimum=1),
+    )
+    app.config.update(config or {})
+    log = setup_logging("rng")
+
+    # THE CAP. Enforced here, not by a server setting: Flask's dev server once went
+    # multi-threaded by default and silently removed it.
+    cap = threading.BoundedSemaphore(app.config["RNG_CONCURRENCY"])
+    queue_slots = threading.BoundedSemaphore(
+        app.config["RNG_CONCURRENCY"] + app.config["RNG_MAX_WAITING"])
+
+    @app.get("/")
+    def index():
+        return Response(f"RNG running on {HOSTNAME}\n", mimetype="text/plain")
+
+    @app.get("/<n>")
+    def random_bytes(n):
+        count = parse_count(n, app.config["RNG_MAX_BYTES"])
+        if isinstance(count, str):
+            return Response(count + "\n", status=400, mimetype="text/plain")
+        if not queue_slots.acquire(blocking=False):
+            return Response("rng is saturated, try again\n", status=503, mimetype="text/plain",
+                            headers={"Retry-After": "1"})
+        try:
+            with WAITING.track_inprogress():
+                cap.acquire()
+            try:
+                time.sleep(SLEEP_SECONDS)
+                data = os.urandom(count)
+            finally:
+                cap.release()
+        finally:
+            queue_slots.release()
+        return Response(data, mimetype="application/octet-stream")
+
+    add_ops_routes(app, Readiness())
+    log.info("cap: %d request(s) at a time, %d more may wait",
+             app.config["RNG_CONCURRENCY"], app.config["RNG_MAX_WAITING"])
+    return app
+
+
+def parse_count(raw, maximum):
+    """The byte count from the URL, or a message saying what is wrong with it."""
+    if not re.fullmatch(r"-?[0-9]{1,12}", raw):
+        return f"n must be a whole number of bytes, got {raw!r}"
+    count = int(raw)
+    if not 1 <= count <= maximum:
+        return f"n must be between 1 and {maximum}, got {count}"
+    return count
