@@ -50,8 +50,11 @@ ERRORS = Counter("dockercoins_worker_errors", "Failed calls, after retries, by s
 CALL_DURATION = Histogram("dockercoins_worker_call_duration_seconds",
                           "Time for rng or hasher to answer, as this worker sees it.",
                           ["target"], buckets=LATENCY_BUCKETS)
+# Series exist from the start at 0, so rate() and alerts see them before the first event.
 for _stage in ("rng", "hasher", "redis"):
     ERRORS.labels(_stage)
+for _target in ("rng", "hasher"):
+    CALL_DURATION.labels(_target)
 
 # One Lua script, so the count, the coins, the sequence check and the heartbeat land
 # together or not at all.
