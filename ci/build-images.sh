@@ -13,7 +13,8 @@
 #               buildah, else podman)
 #
 # Each image is built from the images/ context with -f images/<svc>/Dockerfile, labelled with
-# the version (TAG), the git revision and the source URL. Arguments after `--` go to the
+# the version (TAG), the git revision and the source URL: as build ARGs, and as --label too,
+# because buildah's layer cache reuses a LABEL step whose ARG values changed. Arguments after `--` go to the
 # builder as they are (for example `--volume /etc/ssl/certs:/etc/ssl/certs:ro` for buildah).
 # Prints the built references on stdout, one a line; progress goes to stderr.
 set -euo pipefail
@@ -93,6 +94,9 @@ for svc in "${SERVICES[@]}"; do
     -f "$ROOT/images/$svc/Dockerfile" -t "$ref" \
     --build-arg "VERSION=$tag" --build-arg "REVISION=$revision" \
     --build-arg "SOURCE=$source_url" \
+    --label "org.opencontainers.image.version=$tag" \
+    --label "org.opencontainers.image.revision=$revision" \
+    --label "org.opencontainers.image.source=$source_url" \
     ${build_args[@]+"${build_args[@]}"} ${extra[@]+"${extra[@]}"} \
     "$ROOT/images" >&2
   echo "built $ref in $((SECONDS - started)) s" >&2
