@@ -175,3 +175,91 @@ def counter_slope(read_counter, seconds, interval=0.25):
     num = sum((t - mean_t) * (v - mean_v) for t, v in samples)
     den = sum((t - mean_t) ** 2 for t, _ in samples)
     return num / den
+
+
+def free_port_block(size, start=20000, stop=60000, step=1000):
+    """A base port with base..base+size free (honcho numbers worker ports from a base)."""
+    import random
+    for base in random.sample(range(start, stop, step), (stop - start) // step):
+        try:
+            socks = []
+            for port in range(base, base + size):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free block of ports")
+
+
+class LocalApp:
+    """The whole app as `ci/up.sh --workers W --rng R` runs it, on free ports."""
+
+    def __init__(self, workers, rng, log_dir=None):
+        self.workers, self.rng = workers, rng
+        ports = {name: free_port() for name in ("WEBUI_PORT", "RNG_PORT", "HASHER_PORT",
+                                                 "REDIS_PORT")}
+        metrics_base = free_port_block(500)
+        self.webui = f"http://127.0.0.1:{ports['WEBUI_PORT']}"
+        self.rng_url = f"http://127.0.0.1:{ports['RNG_PORT']}"
+        self.hasher_url = f"http://127.0.0.1:{ports['HASHER_PORT']}"
+        self.redis_url = f"redis://127.0.0.1:{ports['REDIS_PORT']}/0"
+        self.worker_urls = [f"http://127.0.0.1:{metrics_base + 400 + i}" for i in range(workers)]
+        self.process = Process(f"up-w{workers}-r{rng}", [
+            "bash", str(ROOT / "ci" / "up.sh"), "--workers", str(workers), "--rng", str(rng)],
+            env={**{k: str(v) for k, v in ports.items()},
+                 "METRICS_PORT_BASE": str(metrics_base)}, log_dir=log_dir)
+        try:
+            wait_until(lambda: requests.get(self.webui + "/json", timeout=1).json()
+                       .get("workers") == workers, 60, what=f"{workers} workers reporting")
+        except Exception:
+            self.stop()
+            raise AssertionError(f"ci/up.sh did not come up:\n{self.process.output()[-3000:]}")
+
+    def redis(self):
+        import redis
+        return redis.Redis.from_url(self.redis_url, socket_timeout=2)
+
+    def hashes(self):
+        return int(self.redis().get("hashes") or 0)
+
+    def stop(self):
+        """Ctrl-C, as a person stops it."""
+        self.process.signal(signal.SIGINT)
+        try:
+            self.process.proc.wait(15)
+        finally:
+            return self.process.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def mean_latency(url, labels, before, after):
+    (sum0, count0), (sum1, count1) = before, after
+    return (sum1 - sum0) / (count1 - count0) if count1 > count0 else None
+
+
+def measure(app, seconds=15.0, settle=3.0):
+    """Hashes per second (slope of redis `hashes`) and the mean rng and hasher latency,
+    as the servers measured them, over the same window."""
+    time.sleep(settle)  # rng's queue reaches its steady depth
+    route = {"route": "/<n>"}
+    rng_before = histogram(app.rng_url, "http_request_duration_seconds", route)
+    hasher_before = histogram(app.hasher_url, "http_request_duration_seconds",
+                              {"method": "POST"})
+    rate = counter_slope(app.hashes, seconds)
+    return {
+        "rate": rate,
+        "rng_seconds": mean_latency(app.rng_url, route, rng_before, histogram(
+            app.rng_url, "http_request_duration_seconds", route)),
+        "hasher_seconds": mean_latency(app.hasher_url, None, hasher_before, histogram(
+            app.hasher_url, "http_request_duration_seconds", {"method": "POST"})),
+    }

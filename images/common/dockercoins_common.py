@@ -12,7 +12,7 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
 # Buckets around the 0.1 s sleeps of rng and hasher, and up to the rng queue at a plateau.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0,
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.11, 0.125, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0,
                    1.5, 2.0, 3.0, 5.0, 10.0)
 
 HOSTNAME = socket.gethostname()

@@ -1,0 +1,219 @@
+"""The DockerCoins benchmark: run the app as ci/up.sh does over a grid of (workers, rng)
+cells and print, per cell, the measured speed against min(3.33 W, 10 R), rng and hasher
+latency, CPU cost per hash of every process, and memory. Writes a plot. See ci/bench.sh."""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from support import LocalApp, counter_slope, histogram  # noqa: E402
+
+QUICK_CELLS = [(1, 1), (2, 1), (6, 1), (6, 2)]
+FULL_CELLS = [(1, 1), (2, 1), (3, 1), (6, 1), (10, 1), (6, 2), (10, 2), (10, 3)]
+SERVICES = ("rng", "hasher", "worker", "webui", "redis")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def model(workers, rng):
+    return min(workers / 0.3, 10.0 * rng)
+
+
+# --- what /proc says about the app's processes ----------------------------------------------
+def process_tree(root_pid):
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = [], [root_pid]
+    while todo:
+        parent = todo.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent:
+                tree.append(pid)
+                todo.append(pid)
+    return tree
+
+
+def service_of(pid):
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+    for service in SERVICES:
+        if f"/images/{service}" in cmdline or (service == "redis" and "redis-server" in cmdline):
+            return service
+    return None
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def app_processes(app):
+    """{pid: service} for every process of the app: gunicorn masters and workers too."""
+    found = {pid: service_of(pid) for pid in process_tree(app.process.pid)}
+    return {pid: service for pid, service in found.items() if service}
+
+
+def cpu_by_service(processes):
+    totals = dict.fromkeys(SERVICES, 0.0)
+    for pid, service in processes.items():
+        try:
+            totals[service] += cpu_seconds(pid)
+        except OSError:
+            pass
+    return totals
+
+
+# --- latency quantiles from the histograms, as Prometheus' histogram_quantile does ----------
+def buckets(url, labels):
+    import requests
+    counts = {}
+    for line in requests.get(url + "/metrics", timeout=2).text.splitlines():
+        if not line.startswith("http_request_duration_seconds_bucket{"):
+            continue
+        label_text, value = line.rsplit(" ", 1)
+        if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
+            le = label_text.split('le="')[1].split('"')[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            counts[bound] = counts.get(bound, 0.0) + float(value)
+    return counts
+
+
+def quantile(q, before, after):
+    bounds = sorted(after)
+    cumulative = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = cumulative[-1] if cumulative else 0
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in zip(bounds, cumulative):
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)
+        lower, below = bound, count
+    return lower
+
+
+# --- one cell -----------------------------------------------------------------------------
+def run_cell(workers, rng, seconds, settle):
+    with LocalApp(workers, rng) as app:
+        time.sleep(settle)
+        rng_labels, hasher_labels = {"route": "/<n>"}, {"route": "/", "method": "POST"}
+        processes = app_processes(app)
+        rng_before, hasher_before = buckets(app.rng_url, rng_labels), buckets(
+            app.hasher_url, hasher_labels)
+        cpu_before, hashes_before = cpu_by_service(processes), app.hashes()
+        started = time.monotonic()
+        rate = counter_slope(app.hashes, seconds)
+        elapsed = time.monotonic() - started
+        cpu_after, hashes_after = cpu_by_service(processes), app.hashes()
+        rng_after, hasher_after = buckets(app.rng_url, rng_labels), buckets(
+            app.hasher_url, hasher_labels)
+        rss = {}
+        for pid, service in processes.items():
+            try:
+                rss.setdefault(service, []).append(round(rss_mib(pid), 1))
+            except OSError:
+                pass
+    hashes = max(hashes_after - hashes_before, 1)
+    cpu_ms = {s: round(1000 * (cpu_after[s] - cpu_before[s]) / hashes, 2) for s in SERVICES}
+    cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
+    return {
+        "workers": workers, "rng": rng, "window_seconds": round(elapsed, 1),
+        "measured": round(rate, 2), "model": round(model(workers, rng), 2),
+        "ratio": round(rate / model(workers, rng), 3),
+        "rng_p50": rounded(quantile(0.5, rng_before, rng_after)),
+        "rng_p95": rounded(quantile(0.95, rng_before, rng_after)),
+        "hasher_p50": rounded(quantile(0.5, hasher_before, hasher_after)),
+        "hasher_p95": rounded(quantile(0.95, hasher_before, hasher_after)),
+        "cpu_ms_per_hash": cpu_ms,
+        "rss_mib": rss,
+    }
+
+
+def rounded(value):
+    return None if value is None else round(value, 3)
+
+
+def plot(cells, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for rng in sorted({c["rng"] for c in cells}):
+        row = sorted((c for c in cells if c["rng"] == rng), key=lambda c: c["workers"])
+        xs = [c["workers"] for c in row]
+        line, = ax.plot(xs, [c["measured"] for c in row], "o-", label=f"measured, rng={rng}")
+        grid = range(0, max(xs) + 1)
+        ax.plot(grid, [model(w, rng) for w in grid], "--", color=line.get_color(), alpha=0.6,
+                label=f"model min(3.33·W, 10·{rng})")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("hashes per second")
+    ax.set_title("DockerCoins: measured speed against the bottleneck model")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def print_table(cells, plot_path):
+    print(f"{'W':>3} {'R':>2} {'measured':>9} {'model':>6} {'ratio':>6}  "
+          f"{'rng p50/p95 s':>14} {'hasher p50/p95 s':>17}  "
+          f"CPU ms/hash (rng hasher worker redis = total)   RSS MiB (max per process)")
+    for c in cells:
+        cpu = c["cpu_ms_per_hash"]
+        rss = " ".join(f"{s}={max(v)}" for s, v in sorted(c["rss_mib"].items()))
+        print(f"{c['workers']:>3} {c['rng']:>2} {c['measured']:>9.2f} {c['model']:>6.2f} "
+              f"{c['ratio']:>6.2f}  {fmt(c['rng_p50'])}/{fmt(c['rng_p95']):<6} "
+              f"{fmt(c['hasher_p50']):>9}/{fmt(c['hasher_p95']):<6}  "
+              f"{cpu['rng']:.2f} {cpu['hasher']:.2f} {cpu['worker']:.2f} {cpu['redis']:.2f} "
+              f"= {cpu['total']:.2f}   {rss}")
+    print(f"plot: {plot_path}")
+
+
+def fmt(value):
+    return "  -  " if value is None else f"{value:.3f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only the cells {QUICK_CELLS} (about 2 minutes)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--seconds", type=float, default=15.0, help="window per cell")
+    parser.add_argument("--out", default=str(ROOT / "out"), help="where the plot goes")
+    args = parser.parse_args()
+    cells = []
+    for workers, rng in QUICK_CELLS if args.quick else FULL_CELLS:
+        cells.append(run_cell(workers, rng, args.seconds, settle=3.0))
+        if not args.json:
+            print(f"  measured W={workers} R={rng}: {cells[-1]['measured']:.2f}/s",
+                  file=sys.stderr)
+    plot_path = Path(args.out) / "bench.png"
+    plot(cells, plot_path)
+    if args.json:
+        print(json.dumps({"cells": cells, "plot": str(plot_path)}, indent=2))
+    else:
+        print_table(cells, plot_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The bottleneck physics of SPEC.md, on the app as ci/up.sh runs it:
+throughput ~= min(3.33 x workers, 10 x rng). Ratios with tolerances over 15 s windows."""
+import functools
+
+import pytest
+import requests
+
+from support import LocalApp, measure
+
+PER_WORKER = 1 / 0.3   # one loop: 0.1 s sleep + 0.1 s rng + 0.1 s hasher
+PER_RNG = 10.0         # one rng call at a time, 0.1 s each
+
+
+def model(workers, rng):
+    return min(PER_WORKER * workers, PER_RNG * rng)
+
+
+@functools.lru_cache(maxsize=None)
+def cell(workers, rng):
+    with LocalApp(workers, rng) as app:
+        return measure(app)
+
+
+def test_one_worker_hashes_about_3_33_a_second():
+    assert cell(1, 1)["rate"] / model(1, 1) == pytest.approx(1.0, abs=0.1)
+
+
+def test_two_workers_hash_twice_as_fast():
+    assert cell(2, 1)["rate"] / cell(1, 1)["rate"] == pytest.approx(2.0, rel=0.1)
+
+
+def test_six_workers_on_one_rng_plateau_at_10_while_rng_latency_climbs():
+    one, six = cell(1, 1), cell(6, 1)
+    assert six["rate"] / model(6, 1) == pytest.approx(1.0, abs=0.1)
+    # Six workers want 20/s from a 10/s rng: calls queue behind its cap...
+    assert six["rng_seconds"] > 3 * one["rng_seconds"], (one, six)
+    # ...while hasher keeps its ~0.1 s.
+    assert six["hasher_seconds"] < 1.5 * one["hasher_seconds"], (one, six)
+
+
+def test_a_second_rng_lifts_the_plateau():
+    assert cell(6, 2)["rate"] / model(6, 2) == pytest.approx(1.0, abs=0.1)
+    assert cell(6, 2)["rate"] / cell(6, 1)["rate"] == pytest.approx(2.0, rel=0.15)
+
+
+def test_ctrl_c_stops_everything_and_frees_the_ports():
+    app = LocalApp(2, 1)
+    pids = descendants(app.process.pid)
+    assert len(pids) >= 6  # redis, rng, hasher, webui, 2 workers (+ gunicorn children)
+    assert app.stop() in (0, 130)
+    still_running = [pid for pid in pids if alive(pid)]
+    assert still_running == []
+    for url in (app.webui, app.rng_url, app.hasher_url, *app.worker_urls):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url + "/healthz", timeout=1)
+
+
+def descendants(pid):
+    children = {}
+    from pathlib import Path
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid):
+    from pathlib import Path
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
