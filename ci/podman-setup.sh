@@ -2,7 +2,8 @@
 # Test support, not used by the pipeline: make this kind of machine (Debian bookworm, root, no
 # container registry reachable) able to build and run the DockerCoins images for real.
 #
-#   1. installs podman, buildah, runc, debootstrap, the dnsname CNI plugin and dnsmasq-base;
+#   1. installs podman, buildah, runc, debootstrap, the dnsname CNI plugin, dnsmasq-base and
+#      Debian's docker-compose (1.29, for checking compose.yaml through podman's socket);
 #   2. configures podman for this machine: runc (crun does not work here), cgroupfs, file
 #      events, and default ulimits below the hard limits (limits equal to them fail);
 #   3. makes two local images, since none can be pulled:
@@ -30,7 +31,7 @@ REBUILD=0
 for arg in "$@"; do
   case $arg in
     --rebuild) REBUILD=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +46,7 @@ fi
 # --- 1. packages -------------------------------------------------------------------------
 need=()
 for pair in podman:podman buildah:buildah runc:runc debootstrap:debootstrap \
-             dnsmasq:dnsmasq-base; do
+             dnsmasq:dnsmasq-base docker-compose:docker-compose; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/dnsname ] || need+=(golang-github-containernetworking-plugin-dnsname)
@@ -54,7 +55,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     podman buildah runc debootstrap dnsmasq-base containernetworking-plugins \
-    golang-github-containernetworking-plugin-dnsname iptables >/dev/null
+    golang-github-containernetworking-plugin-dnsname iptables docker-compose >/dev/null
 fi
 
 # --- 2. podman configuration -------------------------------------------------------------

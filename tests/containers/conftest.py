@@ -49,7 +49,8 @@ def pytest_terminal_summary(terminalreporter):
     for svc, fig in sorted(FIGURES.get("images", {}).items()):
         write(f"{svc:7s} {fig['size_mb']:6.1f} MB   start-to-ready {fig['ready_seconds']:.2f} s"
               f"   stop {fig['stop_seconds']:.2f} s")
-    for key in ("worker_rate", "worker_stop_seconds"):
+    for key in ("app_start_to_ready_seconds", "worker_rate", "worker_stop_seconds",
+                "compose"):
         if key in FIGURES:
             write(f"{key}: {FIGURES[key]}")
     out = pm.ROOT / "out"
