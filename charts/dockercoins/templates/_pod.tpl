@@ -1,0 +1,133 @@
+{{/*
+The pod template shared by the four app components (rng, hasher, worker, webui). They differ only
+in their environment and grace period, so one template keeps their security settings, probes
+and ports identical. The port (8080, named http) and the probe paths are the service contract of
+docs/services.md.
+
+Usage:
+  template: {{ include "dockercoins.appPodTemplate" (dict "root" $ "component" "rng" "env" $env "grace" 30) | nindent 4 }}
+where $env is a YAML list of env entries (text) and grace the terminationGracePeriodSeconds.
+*/}}
+{{- define "dockercoins.appPodTemplate" -}}
+{{- $root := .root -}}
+{{- $component := .component -}}
+{{- $values := index $root.Values $component -}}
+metadata:
+  labels:
+    {{- include "dockercoins.labels" (list $root $component) | nindent 4 }}
+    {{- with $values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- $annotations := dict }}
+  {{- if $root.Values.metrics.podAnnotations }}
+  {{- $annotations = dict "prometheus.io/scrape" "true" "prometheus.io/port" "8080" "prometheus.io/path" "/metrics" }}
+  {{- end }}
+  {{- $annotations = merge (dict) ($values.podAnnotations | default dict) $annotations }}
+  {{- with $annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- include "dockercoins.podSpecCommon" $root | nindent 2 }}
+  terminationGracePeriodSeconds: {{ .grace }}
+  containers:
+    - name: {{ $component }}
+      image: {{ include "dockercoins.image" (list $root $values.image) | quote }}
+      imagePullPolicy: {{ include "dockercoins.imagePullPolicy" (list $root $values.image) }}
+      ports:
+        - name: http
+          containerPort: 8080
+          protocol: TCP
+      env:
+        {{- .env | nindent 8 }}
+        - name: LOG_LEVEL
+          value: {{ $root.Values.logLevel | quote }}
+        {{- with $values.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $values.livenessProbe }}
+      {{- if .enabled }}
+      # Liveness: is the process alive? /healthz never calls a dependency and never waits
+      # behind rng's /<n> queue, so a saturated rng is not restarted.
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        initialDelaySeconds: {{ .initialDelaySeconds }}
+        periodSeconds: {{ .periodSeconds }}
+        timeoutSeconds: {{ .timeoutSeconds }}
+        failureThreshold: {{ .failureThreshold }}
+        successThreshold: 1
+      {{- end }}
+      {{- end }}
+      {{- with $values.readinessProbe }}
+      {{- if .enabled }}
+      # Readiness: may check what the service needs; answers 503 during the shutdown delay.
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: http
+        initialDelaySeconds: {{ .initialDelaySeconds }}
+        periodSeconds: {{ .periodSeconds }}
+        timeoutSeconds: {{ .timeoutSeconds }}
+        failureThreshold: {{ .failureThreshold }}
+        successThreshold: 1
+      {{- end }}
+      {{- end }}
+      resources:
+        {{- toYaml $values.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+      volumeMounts:
+        # The root filesystem is read-only; a small /tmp keeps libraries that want one working.
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir:
+        medium: Memory
+        sizeLimit: 16Mi
+  {{- include "dockercoins.scheduling" $values | nindent 2 }}
+{{- end -}}
+
+{{/* Pod-level settings shared by every pod of the chart, test pods included. */}}
+{{- define "dockercoins.podSpecCommon" -}}
+serviceAccountName: {{ include "dockercoins.serviceAccountName" . }}
+# No pod of DockerCoins talks to the Kubernetes API.
+automountServiceAccountToken: false
+# Service links would add RNG_PORT, REDIS_PORT... to every container; discovery is by DNS.
+enableServiceLinks: false
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* nodeSelector, tolerations and affinity of a component, when set. */}}
+{{- define "dockercoins.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* REDIS_PASSWORD from the existing Secret, when redis.auth.existingSecret is set. */}}
+{{- define "dockercoins.redisPasswordEnv" -}}
+{{- with .Values.redis.auth.existingSecret }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.redis.auth.existingSecretPasswordKey }}
+{{- end }}
+{{- end -}}
