@@ -2,6 +2,7 @@
 Podman object whose containers and networks are removed even when a test fails."""
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,10 @@ import podman as pm  # noqa: E402
 FIGURES = pm.FIGURES
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def podman_ready():
     reason = pm.available()
@@ -22,6 +27,11 @@ def podman_ready():
             pytest.fail(f"container tests cannot run: {reason}")
         pytest.skip(reason)
     pm.sweep_stale()
+    # SIGTERM (a CI time limit, a kill) unwinds like Ctrl-C, so the fixtures remove what
+    # they started; a SIGKILL leaves it to sweep_stale() on the next run.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    yield
+    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")

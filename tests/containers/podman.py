@@ -16,6 +16,7 @@ size and start-to-ready time as JSON.
 import atexit
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,23 +254,41 @@ def sweep_stale():
         name, _, pid = line.partition(" ")
         if stale(pid):
             subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True)
-    out = podman("network", "ls", "--filter", f"label={LABEL}",
-                 "--format", f'{{{{.Name}}}} {{{{index .Labels "{LABEL}"}}}}', check=False)
+    # docker-compose projects of the compose test are named dctest<pid>compose.
+    out = podman("ps", "-a", "--filter", "label=com.docker.compose.project",
+                 "--format", '{{.Names}} {{index .Labels "com.docker.compose.project"}}',
+                 check=False)
     for line in out.splitlines():
-        name, _, pid = line.partition(" ")
-        if stale(pid):
-            subprocess.run(["podman", "network", "rm", "-f", name], capture_output=True)
+        name, _, project = line.partition(" ")
+        match = re.fullmatch(r"dctest(\d+)compose", project)
+        if match and stale(match[1]):
+            subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True)
+            subprocess.run(["podman", "network", "rm", "-f", f"{project}_default"],
+                           capture_output=True)
+    out = podman("network", "ls", "--filter", f"label={LABEL}", "--format", "json",
+                 check=False)
+    for network in json.loads(out or "[]"):
+        if stale(str((network.get("labels") or {}).get(LABEL, ""))):
+            subprocess.run(["podman", "network", "rm", "-f", network["name"]],
+                           capture_output=True)
 
 
-def measure(ref, pod=None, ready_path="/readyz"):
+def ready_path_alone(ref):
+    """What answers 200 when the image runs alone: webui's /readyz needs redis, so its
+    /healthz; the others' /readyz needs nothing."""
+    return "/healthz" if ref.rsplit("/", 1)[-1].startswith("webui") else "/readyz"
+
+
+def measure(ref, pod=None, ready_path=None):
     """Start ref alone (read-only, no capabilities), time `podman run` to the first 200 on
-    ready_path, stop it. Returns {"image", "size_mb", "ready_seconds", "stop_seconds"}."""
+    ready_path (default: ready_path_alone), stop it. Returns {"image", "size_mb",
+    "ready_seconds", "stop_seconds", "exit_code"}."""
     own = pod is None
     pod = pod or Podman(prefix=f"dcmeasure-{os.getpid()}")
     try:
         name = ref.rsplit("/", 1)[-1].split(":")[0] + f"-m{time.monotonic_ns()}"
         container = pod.run(name, ref)
-        ready = container.wait_http(ready_path)
+        ready = container.wait_http(ready_path or ready_path_alone(ref))
         stop = container.stop()
         return {"image": ref, "size_mb": round(image_size(ref) / 1e6, 1),
                 "ready_seconds": round(ready, 3), "stop_seconds": round(stop, 3),

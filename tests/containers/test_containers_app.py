@@ -27,8 +27,10 @@ def app(images, pod):
                                   else None)
     containers["worker"] = pod.run("worker", images["worker"], network=net,
                                    aliases=["worker"], env=worker_env)
-    ready = {svc: containers[svc].wait_http("/readyz") for svc in pm.SERVICES}
-    pm.FIGURES["app_start_to_ready_seconds"] = {k: round(v, 2) for k, v in ready.items()}
+    # From the first `podman run` (redis) to every app container answering /readyz 200.
+    ready = max(containers[svc].wait_http("/readyz") + containers[svc].started_at
+                for svc in pm.SERVICES) - redis.started_at
+    pm.FIGURES["app_start_to_ready_seconds"] = round(ready, 2)
     return containers
 
 

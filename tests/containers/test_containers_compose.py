@@ -82,7 +82,8 @@ def podman_socket(podman_ready):
     """podman's Docker-compatible API on a private socket, stopped afterwards."""
     folder = tempfile.mkdtemp(prefix="dctest-sock-")
     path = f"{folder}/podman.sock"
-    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{path}"],
+    # --time=120: were this test killed, the service still ends after two idle minutes.
+    service = subprocess.Popen(["podman", "system", "service", "--time=120", f"unix://{path}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
