@@ -1,0 +1,273 @@
+"""Every scenario renders, validates strictly against Kubernetes 1.29-1.34 (kubernetes-validate's
+Python API, which raises on unknown fields and unknown kinds), and keeps the chart's promises:
+labels, selectors, probes, resources, security settings, and the service contract of
+docs/services.md."""
+import re
+
+import kubernetes_validate
+import pytest
+
+from conftest import (APP_COMPONENTS, CRD_KINDS, K8S_VERSIONS, NAMESPACE, ROOT, SCENARIOS,
+                      component, env_of, pod_specs, render)
+
+LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+          "app.kubernetes.io/component", "app.kubernetes.io/part-of",
+          "app.kubernetes.io/managed-by", "helm.sh/chart")
+SELECTOR_KEYS = {"app.kubernetes.io/name", "app.kubernetes.io/instance",
+                 "app.kubernetes.io/component"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+def all_renders():
+    """Each scenario, plus the rng-hpa one with the prometheus-operator API present."""
+    for scenario in SCENARIOS:
+        yield scenario, render(scenario)
+    yield "rng-hpa+monitoring", render("rng-hpa", api_versions=["monitoring.coreos.com/v1"])
+
+
+RENDERS = dict(all_renders())
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_validates_strictly(scenario, version):
+    docs = RENDERS[scenario]
+    assert docs, "nothing rendered"
+    checked = 0
+    for doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+            continue
+        where = f"{doc['kind']}/{doc['metadata']['name']} on {version}"
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{where}: {error.message} at {'.'.join(map(str, error.path))}")
+        checked += 1
+    assert checked >= 9
+
+
+def test_strict_validation_catches_a_typo():
+    """The validator really is strict: an unknown field fails."""
+    deployment = next(d for d in RENDERS["default"] if d["kind"] == "Deployment")
+    broken = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.31", strict=True)
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_every_object_has_the_labels(scenario):
+    for doc in RENDERS[scenario]:
+        labels = doc["metadata"].get("labels", {})
+        missing = [key for key in LABELS if key not in labels]
+        assert not missing, f"{doc['kind']}/{doc['metadata']['name']} lacks {missing}"
+        assert labels["app.kubernetes.io/name"] == "dockercoins"
+        assert labels["app.kubernetes.io/part-of"] == "dockercoins"
+        assert labels["app.kubernetes.io/instance"] == "dockercoins"
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_namespaced_objects_name_their_namespace(scenario):
+    for doc in RENDERS[scenario]:
+        if doc["kind"] not in CLUSTER_SCOPED:
+            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_selectors_use_name_instance_component_only(scenario):
+    """Workload, Service and PDB selectors are exactly name+instance+component (never version
+    or chart, which change between releases), and they select their own pods only."""
+    docs = RENDERS[scenario]
+    for doc in docs:
+        kind = doc["kind"]
+        if kind in ("Deployment", "DaemonSet", "PodDisruptionBudget"):
+            selector = doc["spec"]["selector"]["matchLabels"]
+        elif kind == "Service":
+            selector = doc["spec"]["selector"]
+        else:
+            continue
+        assert set(selector) == SELECTOR_KEYS, f"{kind}/{doc['metadata']['name']}: {selector}"
+        assert selector["app.kubernetes.io/component"] == component(doc)
+        if kind in ("Deployment", "DaemonSet"):
+            pod_labels = doc["spec"]["template"]["metadata"]["labels"]
+            assert selector.items() <= pod_labels.items()
+        # Each selector matches the pods of exactly one component.
+        matched = {component(d) for d, _ in pod_specs(docs)
+                   if d["kind"] != "Pod"
+                   and selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()}
+        assert matched == {component(doc)}, f"{kind}/{doc['metadata']['name']} matches {matched}"
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_containers_are_hardened(scenario):
+    for doc, spec in pod_specs(RENDERS[scenario]):
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        assert spec["automountServiceAccountToken"] is False, name
+        pod_sc = spec["securityContext"]
+        assert pod_sc["runAsNonRoot"] is True and pod_sc["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod_sc["runAsUser"] == 10001 and pod_sc["runAsGroup"] == 10001, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["runAsNonRoot"] is True, name
+            assert sc["runAsUser"] == 10001 and sc["runAsGroup"] == 10001, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], name
+            assert sc["seccompProfile"]["type"] == "RuntimeDefault", name
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), name
+            assert "memory" in resources["limits"], name
+            image = container["image"]
+            assert re.fullmatch(r"[a-z0-9.:/_-]+(:[A-Za-z0-9_][A-Za-z0-9_.-]*|@sha256:[0-9a-f]{64})",
+                                image), f"{name}: unpinned image {image}"
+            assert not image.endswith(":latest"), name
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_cpu_limits(scenario):
+    """No CPU limit on rng (throttling would distort the bottleneck); one on everything else.
+    (checkov's CKV_K8S_11 is skipped for rng's sake; this test keeps the rest covered.)"""
+    for doc, spec in pod_specs(RENDERS[scenario]):
+        for container in spec["containers"]:
+            limits = container["resources"]["limits"]
+            if component(doc) == "rng":
+                assert "cpu" not in limits, doc["metadata"]["name"]
+            else:
+                assert "cpu" in limits, f"{doc['kind']}/{doc['metadata']['name']}"
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_containers_have_probes(scenario):
+    """Every long-running container has a liveness and a readiness probe: HTTP /healthz and
+    /readyz on the named port http (8080) for the app, TCP and redis-cli for redis, and never a
+    probe on rng's slow /<n>. Only the one-shot helm test pods have none."""
+    for doc, spec in pod_specs(RENDERS[scenario]):
+        if doc["kind"] == "Pod":
+            assert component(doc) == "test"
+            continue
+        container = spec["containers"][0]
+        live, ready = container["livenessProbe"], container["readinessProbe"]
+        if component(doc) == "redis":
+            assert "httpGet" not in live and "httpGet" not in ready
+            assert live["tcpSocket"]["port"] == "redis"
+            assert "redis-cli" in " ".join(ready["exec"]["command"])
+        else:
+            assert live["httpGet"] == {"path": "/healthz", "port": "http"}
+            assert ready["httpGet"] == {"path": "/readyz", "port": "http"}
+            assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+
+
+def contract_env():
+    """{variable: set of services} from the Environment table of docs/services.md."""
+    text = (ROOT / "docs" / "services.md").read_text()
+    table = text.split("## Environment", 1)[1].split("\n## ", 1)[0]
+    contract = {}
+    for line in table.splitlines():
+        match = re.match(r"\|\s*`([A-Z_]+)`\s*\|\s*([^|]+)\|", line)
+        if match:
+            users = {u.strip() for u in match.group(2).split(",")}
+            contract[match.group(1)] = {"rng", "hasher", "worker", "webui"} if users == {"all"} else users
+    assert "RNG_CONCURRENCY" in contract and "REDIS_PASSWORD" in contract
+    return contract
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_app_env_follows_the_service_contract(scenario):
+    """Every variable the chart sets on an app container is one docs/services.md lists for
+    that service, and the ports are the contract's 8080."""
+    contract = contract_env()
+    for doc, spec in pod_specs(RENDERS[scenario]):
+        name = component(doc)
+        if name not in APP_COMPONENTS:
+            continue
+        env = env_of(spec["containers"][0])
+        for variable in env:
+            assert name in contract.get(variable, set()), f"{name} gets {variable}, not in docs/services.md"
+        port_variable = "METRICS_PORT" if name == "worker" else "PORT"
+        assert env[port_variable] == "8080"
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_grace_period_covers_the_shutdown_delay(scenario):
+    for doc, spec in pod_specs(RENDERS[scenario]):
+        if component(doc) in ("rng", "hasher", "webui"):
+            delay = int(env_of(spec["containers"][0])["SHUTDOWN_DELAY_SECONDS"])
+            assert spec["terminationGracePeriodSeconds"] == delay + 25
+
+
+def test_workshop_names_by_default():
+    docs = RENDERS["default"]
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    for deployment in ("worker", "rng", "hasher", "webui", "redis"):
+        assert ("Deployment", deployment) in names
+    for service in ("rng", "hasher", "redis", "webui"):
+        assert ("Service", service) in names
+    worker = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "worker")
+    env = env_of(worker["spec"]["template"]["spec"]["containers"][0])
+    assert env["RNG_URL"] == "http://rng/32"
+    assert env["HASHER_URL"] == "http://hasher/"
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_hpa_scenario_has_no_rng_replicas():
+    docs = RENDERS["rng-hpa"]
+    rng = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "rng")
+    assert "replicas" not in rng["spec"]
+    hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert all(metric["type"] != "Resource" for metric in hpa["spec"]["metrics"]), "never CPU"
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
+
+
+def test_daemonset_scenario_renders_no_rng_deployment():
+    docs = RENDERS["rng-daemonset"]
+    assert not [d for d in docs if d["kind"] == "Deployment" and component(d) == "rng"]
+    daemonset = [d for d in docs if d["kind"] == "DaemonSet"]
+    assert [d["metadata"]["name"] for d in daemonset] == ["rng"]
+    assert "replicas" not in daemonset[0]["spec"]
+    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+
+
+def test_one_tag_moves_all_four_images():
+    docs = render(sets=["global.image.tag=4f00ba4"])
+    images = {component(d): s["containers"][0]["image"] for d, s in pod_specs(docs)
+              if component(d) in APP_COMPONENTS}
+    assert images == {c: f"registry.gitlab.com/dockercoins/dockercoins/{c}:4f00ba4"
+                      for c in APP_COMPONENTS}
+    redis = next(s for d, s in pod_specs(docs) if component(d) == "redis")
+    assert redis["containers"][0]["image"].startswith("docker.io/library/redis:7.4.")
+
+
+def test_service_monitor_only_with_the_api():
+    without = render("rng-hpa")
+    assert not [d for d in without if d["kind"] in CRD_KINDS]
+    with_api = RENDERS["rng-hpa+monitoring"]
+    assert sorted(d["kind"] for d in with_api if d["kind"] in CRD_KINDS) == ["PodMonitor", "ServiceMonitor"]
+
+
+def test_pdbs_only_with_more_than_one_replica():
+    assert not [d for d in RENDERS["default"] if d["kind"] == "PodDisruptionBudget"]
+    for scenario, docs in RENDERS.items():
+        for pdb in (d for d in docs if d["kind"] == "PodDisruptionBudget"):
+            assert "minAvailable" not in pdb["spec"]
+            name = pdb["metadata"]["name"]
+            workload = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+            replicas = workload["spec"].get("replicas")
+            if replicas is None:  # the HPA owns it: its minimum counts
+                hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
+                replicas = hpa["spec"]["minReplicas"]
+            assert replicas > 1, f"{scenario}: PDB {name} for {replicas} replica(s)"
+
+
+def test_network_policies_by_default():
+    policies = {d["metadata"]["name"]: d["spec"] for d in RENDERS["default"] if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"dockercoins-default-deny", "redis", "rng", "hasher", "webui"}
+    deny = policies["dockercoins-default-deny"]
+    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    def callers(name):
+        return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                for rule in policies[name]["ingress"] for peer in rule.get("from", [])}
+    assert callers("redis") == {"worker", "webui"}
+    assert callers("rng") == {"worker", "test"}
+    assert callers("hasher") == {"worker", "test"}
+    assert policies["webui"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
