@@ -17,6 +17,8 @@ accesslog = None  # request logs cost CPU per hash; the histogram on /metrics sa
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 keepalive = 5
+# gunicorn 27's control socket lives under $HOME, which a read-only root cannot hold.
+control_socket_disable = True
 graceful_timeout = 20
 
 SHUTDOWN_DELAY_SECONDS = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "0"))

@@ -212,18 +212,18 @@ class Miner:
         with self.lock:
             self.closed = True  # a call still running will not be counted
         self.flush_thread.join(timeout=max(0.0, deadline - time.monotonic() - 0.5))
-        while time.monotonic() < deadline:
+        while self.in_flight or self.pending_count or self.pending_coins:
+            if time.monotonic() >= deadline:
+                log.error("redis did not take the final flush; %d loops were not counted",
+                          self.pending_count + (self.in_flight[1] if self.in_flight else 0))
+                return False
             try:
                 self.flush(wait_seconds=max(0.0, deadline - time.monotonic()))
-                if self.in_flight is None and not self.pending_count:
-                    log.info("final flush done: %d loops in all", self.loops_done)
-                    return True
             except StageError as error:
                 self.record_error(error)
                 time.sleep(0.1)
-        log.error("redis did not take the final flush; %d loops were not counted",
-                  self.pending_count + (self.in_flight[1] if self.in_flight else 0))
-        return False
+        log.info("final flush done: %d loops in all", self.loops_done)
+        return True
 
     def alive(self):
         return self.loop_thread is not None and self.loop_thread.is_alive()
