@@ -9,6 +9,7 @@ cd "$ROOT"
 
 ensure_redis
 ensure_venv tests/*/requirements.txt
+ci/podman-setup.sh        # podman, buildah and local base images: tests/containers
 
 export PATH="$ROOT/.tools/bin:$PATH"
 set +e
