@@ -160,7 +160,7 @@ redis://{{ include "dockercoins.fullname" (list . "redis") }}:{{ int .Values.red
 
 {{/*
 The rng replica count when no HPA owns it. rng.replicaCount defaults to null, so the chart can
-tell "not set" from "set to 1": setting it while the HPA is on is an error (see rng.yaml).
+tell "not set" from "set to 1": setting it while the HPA is on is an error (see "dockercoins.validate").
 */}}
 {{- define "dockercoins.rngReplicas" -}}
 {{- if kindIs "invalid" .Values.rng.replicaCount -}}1{{- else -}}{{ int .Values.rng.replicaCount }}{{- end -}}
@@ -177,7 +177,7 @@ tell "not set" from "set to 1": setting it while the HPA is on is an error (see 
 
 {{/*
 Refuses value combinations the schema cannot express, with a message that says what to do.
-Called once, from rng.yaml.
+Called once, from validate.yaml.
 */}}
 {{- define "dockercoins.validate" -}}
 {{- $rng := .Values.rng -}}

@@ -28,7 +28,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
-  {{- include "dockercoins.podSpecCommon" $root | nindent 2 }}
+  {{- include "dockercoins.podSpecCommon" (dict "root" $root "values" $values) | nindent 2 }}
   terminationGracePeriodSeconds: {{ .grace }}
   containers:
     - name: {{ $component }}
@@ -77,7 +77,7 @@ spec:
       resources:
         {{- toYaml $values.resources | nindent 8 }}
       securityContext:
-        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+        {{- include "dockercoins.containerSecurityContext" (dict "root" $root "values" $values) | nindent 8 }}
       volumeMounts:
         # The root filesystem is read-only; a small /tmp keeps libraries that want one working.
         - name: tmp
@@ -90,19 +90,31 @@ spec:
   {{- include "dockercoins.scheduling" $values | nindent 2 }}
 {{- end -}}
 
-{{/* Pod-level settings shared by every pod of the chart, test pods included. */}}
+{{/*
+Pod-level settings shared by every pod of the chart, test pods included.
+Usage: include "dockercoins.podSpecCommon" (dict "root" $ "values" .Values.rng)
+("values" is the component's block; the test pods pass none).
+*/}}
 {{- define "dockercoins.podSpecCommon" -}}
-serviceAccountName: {{ include "dockercoins.serviceAccountName" . }}
+{{- $root := .root -}}
+serviceAccountName: {{ include "dockercoins.serviceAccountName" $root }}
 # No pod of DockerCoins talks to the Kubernetes API.
 automountServiceAccountToken: false
 # Service links would add RNG_PORT, REDIS_PORT... to every container; discovery is by DNS.
 enableServiceLinks: false
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.global.imagePullSecrets }}
+  {{- $own := (.values | default dict).podSecurityContext | default dict }}
+  {{- toYaml (merge (deepCopy $own) (deepCopy $root.Values.podSecurityContext)) | nindent 2 }}
+{{- with $root.Values.global.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* A container's securityContext: the component's fields merged over the global ones. */}}
+{{- define "dockercoins.containerSecurityContext" -}}
+{{- $own := (.values | default dict).containerSecurityContext | default dict -}}
+{{- toYaml (merge (deepCopy $own) (deepCopy .root.Values.containerSecurityContext)) -}}
 {{- end -}}
 
 {{/* nodeSelector, tolerations and affinity of a component, when set. */}}

@@ -12,7 +12,7 @@ kind: Pod
 metadata:
   {{- include "dockercoins.metadata" (dict "root" $root "component" "test" "name" (include "dockercoins.fullname" (list $root (printf "dockercoins-test-%s" .name))) "annotations" (dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation,hook-succeeded")) | nindent 2 }}
 spec:
-  {{- include "dockercoins.podSpecCommon" $root | nindent 2 }}
+  {{- include "dockercoins.podSpecCommon" (dict "root" $root) | nindent 2 }}
   restartPolicy: Never
   containers:
     - name: test
@@ -27,5 +27,5 @@ spec:
       resources:
         {{- toYaml $root.Values.tests.resources | nindent 8 }}
       securityContext:
-        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+        {{- include "dockercoins.containerSecurityContext" (dict "root" $root) | nindent 8 }}
 {{- end -}}
