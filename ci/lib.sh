@@ -38,3 +38,18 @@ ensure_venv() {
 ensure_redis() {
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 }
+
+# An npm tool pinned by ci/<name>/package-lock.json, installed with `npm ci` into
+# .tools/<name> (not the source tree) and linked into .tools/bin.
+ensure_npm_tool() {
+  local name=$1 bin=${2:-$1}
+  local src="$ROOT/ci/$name" dir="$ROOT/.tools/$name"
+  mkdir -p "$ROOT/.tools/bin"
+  if ! [ -x "$dir/node_modules/.bin/$bin" ] || ! cmp -s "$src/package-lock.json" "$dir/package-lock.json"; then
+    log "installing $name (npm ci, ci/$name/package-lock.json)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+  fi
+  ln -sf "$dir/node_modules/.bin/$bin" "$ROOT/.tools/bin/$bin"
+}

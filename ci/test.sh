@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# Install everything the tests need (apt-get, pip, npm, go install), then run the whole
-# suite. Exits non-zero on any failure, and when no test ran.
+# Install everything the tests need (apt-get, pip, npm, go install), then run the suite.
+# Exits non-zero on any failure, and when no test ran.
 #
-#   ci/test.sh [pytest arguments]     e.g. ci/test.sh tests/services -k rng
+#   ci/test.sh                               everything
+#   ci/test.sh tests/services -k rng         any pytest arguments; only the named test
+#                                            folders' tools are installed
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# Which test folders run: the paths among the arguments, or all of tests/.
+selected=()
+for arg in "$@"; do
+  case "$arg" in tests|tests/*|./tests|./tests/*) selected+=("${arg#./}") ;; esac
+done
+[ ${#selected[@]} -gt 0 ] || selected=(tests)
+wants() {
+  local path
+  for path in "${selected[@]}"; do
+    case "$path" in tests|tests/|"tests/$1"|"tests/$1"/*) return 0 ;; esac
+  done
+  return 1
+}
+
 ensure_redis
 ensure_venv tests/*/requirements.txt
-ci/podman-setup.sh        # podman, buildah and local base images: tests/containers
+if wants containers; then ci/podman-setup.sh; fi
+if wants pipeline; then ensure_npm_tool gitlab-ci-local; fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
 set +e
-python -m pytest "${@:-tests}"
+python -m pytest "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
