@@ -80,6 +80,7 @@ def test_checkov_on_every_scenario_and_k8s(tmp_path):
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_trivy_config(scenario):
     result = run([tool("trivy"), "config", "--skip-check-update", "--quiet", "--exit-code", "1",
+                  "--cache-dir", str(ROOT / ".tools" / "trivy-cache"),
                   "--helm-kube-version", "1.31.0", "--helm-values", str(CHART / "ci" / f"{scenario}-values.yaml"),
                   "--ignorefile", str(TRIVY_IGNORE), "--format", "json", str(CHART)])
     report = json.loads(result.stdout)
