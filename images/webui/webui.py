@@ -1,6 +1,7 @@
 """webui: the dashboard, and /json with the numbers it draws, read from redis."""
 import json
 import statistics
+import threading
 import time
 
 import redis
@@ -10,6 +11,11 @@ from dockercoins_common import Readiness, add_ops_routes, env_str, redis_client,
 
 HEARTBEAT_PATTERN = "dockercoins:worker:*"  # written by each worker, see worker.py
 RECENT_ERROR_SECONDS = 10.0
+# After redis was unreachable, the workers' heartbeats (TTL 5 s) may have expired. Each worker
+# writes its own again within about a second of its next flush, so for this long the sum of
+# heartbeats may miss some workers: /json says "settling" and the page draws no point rather
+# than a false fall in speed.
+SETTLE_SECONDS = 2.5
 
 
 def create_app(config=None):
@@ -25,23 +31,48 @@ def create_app(config=None):
     def dashboard():
         return render_template("index.html")
 
+    outages = OutageClock()
+
     @app.get("/json")
     def numbers():
         try:
-            return jsonify(read_numbers(store))
+            data = read_numbers(store)
         except redis.RedisError as error:
+            outages.failed()
             log.warning("redis unreachable: %s", error)
             return jsonify(error=f"redis unreachable: {error}", now=time.time()), 503
+        data["settling"] = outages.settling(data["now"])
+        return jsonify(data)
 
     def redis_problem():
         try:
             store.ping()
         except redis.RedisError as error:
+            outages.failed()  # readiness probes notice an outage even with no page open
             return f"redis: {error}"
         return None
 
     add_ops_routes(app, Readiness(), ready_check=redis_problem)
     return app
+
+
+class OutageClock:
+    """When redis last came back after being unreachable (as this process saw it)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.down = False
+        self.back_at = None
+
+    def failed(self):
+        with self.lock:
+            self.down = True
+
+    def settling(self, now):
+        with self.lock:
+            if self.down:
+                self.down, self.back_at = False, now
+            return self.back_at is not None and now - self.back_at < SETTLE_SECONDS
 
 
 def read_numbers(store):
