@@ -166,6 +166,12 @@ tell "not set" from "set to 1": setting it while the HPA is on is an error (see 
 {{- if kindIs "invalid" .Values.rng.replicaCount -}}1{{- else -}}{{ int .Values.rng.replicaCount }}{{- end -}}
 {{- end -}}
 
+{{/* A number as a Kubernetes quantity: 8 -> "8", 0.25 -> "250m" (milli-units, no floats). */}}
+{{- define "dockercoins.quantity" -}}
+{{- $milli := int (round (mulf . 1000) 0) -}}
+{{- if eq (mod $milli 1000) 0 -}}{{ div $milli 1000 }}{{- else -}}{{ $milli }}m{{- end -}}
+{{- end -}}
+
 {{/* The HPA's minimum: rng.autoscaling.minReplicas, else the replica count's default. */}}
 {{- define "dockercoins.rngMinReplicas" -}}
 {{- if kindIs "invalid" .Values.rng.autoscaling.minReplicas -}}
