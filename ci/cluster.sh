@@ -352,16 +352,16 @@ EOF
 }
 
 down() {
-  local name pid
+  local name pids=()
   for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    [ -f "$CLUSTER/pids/$name" ] || continue
-    pid=$(cat "$CLUSTER/pids/$name")
-    kill "$pid" 2>/dev/null || true
-    # Give it 10 s to stop, then make sure.
-    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$CLUSTER/pids/$name"
+    [ -f "$CLUSTER/pids/$name" ] && pids+=("$(cat "$CLUSTER/pids/$name")")
   done
+  # All at once (the state is thrown away, so the order does not matter); 10 s, then make sure.
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 20); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "${pids[@]}" 2>/dev/null || true
+  fi
   rm -rf "$CLUSTER/etcd" "$CLUSTER/pki" "$CLUSTER/pids" "$CLUSTER"/*kubeconfig
   say "down (logs kept in $CLUSTER/logs)"
 }

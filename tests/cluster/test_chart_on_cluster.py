@@ -94,7 +94,8 @@ def test_kubectl_scale_worker_to_10(cluster, namespace):
     workers = cluster.running_ready_pods(namespace, component("worker"))
     owners = {p["metadata"]["ownerReferences"][0]["name"] for p in workers}
     assert len(owners) == 1 and owners.pop().startswith("worker-")
-    assert {p["spec"]["nodeName"] for p in workers} == {f"kwok-node-{i}" for i in range(NODES)}
+    # The scheduler spreads them (its default topology spread is a preference, not a rule).
+    assert len({p["spec"]["nodeName"] for p in workers}) > 1
     # Only the worker moved: the selectors do not overlap.
     for name in ("rng", "hasher", "webui", "redis"):
         assert len(cluster.pods(namespace, component(name))) == 1, name
