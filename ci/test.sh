@@ -25,7 +25,8 @@ wants() {
 
 ensure_redis
 ensure_venv tests/*/requirements.txt
-if wants containers; then ci/podman-setup.sh; fi
+if wants containers || wants contract; then ci/podman-setup.sh; fi
+if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
 if wants pipeline; then ensure_npm_tool gitlab-ci-local; fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
