@@ -28,6 +28,7 @@ ensure_venv tests/*/requirements.txt
 if wants containers || wants contract; then ci/podman-setup.sh; fi
 if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
 if wants pipeline; then ensure_npm_tool gitlab-ci-local; fi
+if wants cluster; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
 
 export PATH="$ROOT/.tools/bin:$PATH"
 set +e
