@@ -1,8 +1,13 @@
+// The control plane for ci/cluster.sh (kube-apiserver, kube-controller-manager, kube-scheduler and
+// etcd), built from the Go module proxy: `go -C ci/cluster build k8s.io/kubernetes/cmd/...`.
+// k8s.io/kubernetes is not meant to be imported: its own go.mod points the k8s.io/* staging modules
+// at ./staging, so they are replaced below by their published versions (v0.X.Y for v1.X.Y).
+// To move to another release, change every version here, then `go -C ci/cluster mod tidy`.
 module dockercoins/ci/cluster
 
 go 1.24.0
 
-require k8s.io/kubernetes v1.34.4
+require k8s.io/kubernetes v1.34.4 // indirect
 
 require (
 	cel.dev/expr v0.24.0 // indirect
