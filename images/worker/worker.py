@@ -140,10 +140,12 @@ class Miner:
         CALL_DURATION.labels(stage).observe(time.monotonic() - started)
         return response.data
 
-    def run(self):
-        while not self.stop.wait(LOOP_SLEEP_SECONDS):
+    def repeat(self, interval, action):
+        """Call action every interval until stopped; a failure is counted and logged, and
+        the loop goes on: the retries with backoff are inside each call."""
+        while not self.stop.wait(interval):
             try:
-                self.mine_once()
+                action()
             except StageError as error:
                 self.record_error(error)
 
@@ -189,18 +191,14 @@ class Miner:
                 "hasher_seconds": median_or_none([r[2] for r in self.recent]),
                 "hashes": self.loops_done, "error": self.last_error, "at": time.time()}
 
-    def flush_forever(self):
-        while not self.stop.wait(FLUSH_INTERVAL_SECONDS):
-            try:
-                self.flush()
-            except StageError as error:
-                self.record_error(error)
-
     # --- start and stop ---
     def start(self):
-        self.loop_thread = threading.Thread(target=self.run, name="loop", daemon=True)
-        self.flush_thread = threading.Thread(target=self.flush_forever, name="flush",
-                                             daemon=True)
+        self.loop_thread = threading.Thread(
+            target=self.repeat, args=(LOOP_SLEEP_SECONDS, self.mine_once), name="loop",
+            daemon=True)
+        self.flush_thread = threading.Thread(
+            target=self.repeat, args=(FLUSH_INTERVAL_SECONDS, self.flush), name="flush",
+            daemon=True)
         self.loop_thread.start()
         self.flush_thread.start()
 
