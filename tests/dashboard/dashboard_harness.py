@@ -1,6 +1,5 @@
 """The app as ci/up.sh runs it, a real Chromium driven by Playwright, and readers for what the
 page shows. Used by the dashboard tests, by accuracy.py (ci/bench.sh) and by screenshot.py."""
-import json
 import os
 import signal
 import socket
@@ -269,11 +268,3 @@ def shown_since(page, since_browser_time):
     """[(browser epoch seconds, text, state)] of every #speed value shown since then."""
     return [tuple(row) for row in page.evaluate("window.__shown")
             if row[0] >= since_browser_time]
-
-
-def browser_now(page):
-    return page.evaluate("Date.now() / 1000")
-
-
-def dump(obj):
-    return json.dumps(obj, indent=2, sort_keys=True)

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from accuracy import measure_on_page
-from dashboard_harness import read_page, wait
+from dashboard_harness import read_page, shown_since, wait
 from support import counter_slope, wait_until
 
 TOLERANCE = 0.05          # SPEC "Dashboard accuracy": steady state within ±5%
@@ -70,11 +70,6 @@ def check_contrast(page, what):
            if v < (3.0 if k.startswith("chart ") and k != "chart axis" else 4.5)}
     assert not low, f"contrast too low ({what}): {low}"
     return ratios
-
-
-def shown_values(page, since):
-    return [(t, text, state) for t, text, state in page.evaluate("window.__shown")
-            if t >= since]
 
 
 def within(value, true, tolerance):
@@ -223,7 +218,7 @@ def test_webui_stopped_shows_unreachable_then_recovers(app, dashboard):
 
 def test_never_showed_a_false_zero_and_asked_no_other_host(app, dashboard):
     page, requests_seen = dashboard
-    values = [text for _, text, _ in shown_values(page, 0)]
+    values = [text for _, text, _ in shown_since(page, 0)]
     numbers = [float(text) for text in values if text != "–"]
     assert numbers and 0 not in numbers, values  # workers mined all along
     drawn = page.evaluate("window.dockercoins.history.speed")
