@@ -147,6 +147,17 @@ def run_cell(workers, rng, seconds, settle):
     }
 
 
+def container_figures():
+    """Each image's size and `podman run` to ready time, built from the local base image."""
+    sys.path.insert(0, str(ROOT / "tests" / "containers"))
+    import podman
+    problem = podman.available()
+    if problem:
+        return {"skipped": problem}
+    refs = podman.build_images(tag="bench")  # not the tests' tag: both may run at once
+    return {"images": [podman.measure(ref) for ref in refs.values()]}
+
+
 def rounded(value):
     return None if value is None else round(value, 3)
 
@@ -172,6 +183,16 @@ def plot(cells, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def print_extras(extras):
+    images = extras.get("containers", {})
+    if "skipped" in images:
+        print(f"images: skipped: {images['skipped']}")
+    for image in images.get("images", []):
+        print(f"image {image['image']}: {image['size_mb']} MB, ready in "
+              f"{image['ready_seconds']} s, stopped in {image['stop_seconds']} s "
+              f"(goal: <= 150 MB, <= 2 s)")
 
 
 def print_table(cells, plot_path):
@@ -200,7 +221,12 @@ def main():
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--seconds", type=float, default=15.0, help="window per cell")
     parser.add_argument("--out", default=str(ROOT / "out"), help="where the plot goes")
+    parser.add_argument("--containers", action=argparse.BooleanOptionalAction, default=None,
+                        help="build the images and time them (default: on, off with --quick)")
     args = parser.parse_args()
+    extras = {}
+    if args.containers if args.containers is not None else not args.quick:
+        extras["containers"] = container_figures()
     cells = []
     for workers, rng in QUICK_CELLS if args.quick else FULL_CELLS:
         cells.append(run_cell(workers, rng, args.seconds, settle=3.0))
@@ -210,9 +236,10 @@ def main():
     plot_path = Path(args.out) / "bench.png"
     plot(cells, plot_path)
     if args.json:
-        print(json.dumps({"cells": cells, "plot": str(plot_path)}, indent=2))
+        print(json.dumps({"cells": cells, "plot": str(plot_path), **extras}, indent=2))
     else:
         print_table(cells, plot_path)
+        print_extras(extras)
 
 
 if __name__ == "__main__":
