@@ -158,6 +158,23 @@ def container_figures():
     return {"images": [podman.measure(ref) for ref in refs.values()]}
 
 
+def dashboard_figures(seconds):
+    """The speed the dashboard shows against the true rate (slope of redis `hashes`), in
+    steady state at 1 and 10 workers on one rng: SPEC's "Dashboard accuracy"."""
+    browser = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(browser):
+        return {"skipped": f"no browser at {browser} (apt-get install chromium)"}
+    sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
+    from accuracy import measure_dashboard_error
+    rows = []
+    for workers in (1, 10):
+        with LocalApp(workers, 1) as app:
+            time.sleep(15)  # SPEC: accurate from 15 s after the last change
+            rows.append({"workers": workers, "rng": 1,
+                         **measure_dashboard_error(app.webui, app.redis_url, seconds)})
+    return {"rows": rows}
+
+
 def rounded(value):
     return None if value is None else round(value, 3)
 
@@ -186,6 +203,14 @@ def plot(cells, path):
 
 
 def print_extras(extras):
+    dashboard = extras.get("dashboard", {})
+    if "skipped" in dashboard:
+        print(f"dashboard: skipped: {dashboard['skipped']}")
+    for row in dashboard.get("rows", []):
+        print(f"dashboard W={row['workers']} R={row['rng']}: true {row['true_rate']:.2f}/s, "
+              f"shown {row['shown_min']:.2f}-{row['shown_max']:.2f} over {row['shown_count']} "
+              f"values, worst error {row['worst_error_pct']:.1f} % (goal: <= 5 %), "
+              f"zeros shown: {row['zero_shown']}")
     images = extras.get("containers", {})
     if "skipped" in images:
         print(f"images: skipped: {images['skipped']}")
@@ -223,8 +248,13 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "out"), help="where the plot goes")
     parser.add_argument("--containers", action=argparse.BooleanOptionalAction, default=None,
                         help="build the images and time them (default: on, off with --quick)")
+    parser.add_argument("--dashboard", action=argparse.BooleanOptionalAction, default=None,
+                        help="compare the dashboard's speed with the true rate in Chromium "
+                             "(default: on, off with --quick)")
     args = parser.parse_args()
     extras = {}
+    if args.dashboard if args.dashboard is not None else not args.quick:
+        extras["dashboard"] = dashboard_figures(seconds=30)
     if args.containers if args.containers is not None else not args.quick:
         extras["containers"] = container_figures()
     cells = []

@@ -6,5 +6,5 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ensure_redis
-ensure_venv
+ensure_venv tests/dashboard/requirements.txt   # playwright, for the dashboard row
 exec python "$ROOT/ci/bench.py" "$@"

@@ -19,18 +19,22 @@ apt_install() {
 }
 
 # The venv with every service's pinned requirements plus the local tools (honcho, pytest,
-# matplotlib). Reinstalled only when a requirements file changes.
+# matplotlib), and any more requirement files named. A file is installed again only when it
+# changed, so ci/up.sh and ci/test.sh (which names more files) do not undo each other.
 ensure_venv() {
   local files=("$ROOT"/images/*/requirements.txt "$ROOT/ci/requirements.txt" "$@")
-  local stamp
-  stamp=$(cat "${files[@]}" | sha256sum | cut -c1-16)
-  if [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
+  local stamps="$VENV/.installed" changed=() f
+  for f in "${files[@]}"; do
+    [ -e "$stamps/$(sha256sum < "$f" | cut -c1-16)" ] || changed+=("$f")
+  done
+  if [ ${#changed[@]} -gt 0 ]; then
     log "installing Python requirements into $VENV"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     local args=()
     for f in "${files[@]}"; do args+=(-r "$f"); done
     "$VENV/bin/pip" install -q --disable-pip-version-check "${args[@]}"
-    echo "$stamp" > "$VENV/.requirements-stamp"
+    mkdir -p "$stamps"
+    for f in "${changed[@]}"; do touch "$stamps/$(sha256sum < "$f" | cut -c1-16)"; done
   fi
   export PATH="$VENV/bin:$PATH"
 }
