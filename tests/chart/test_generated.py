@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from conftest import CHART, ROOT
+from chart_support import CHART, ROOT
 
 
 def diff(expected, actual, name):

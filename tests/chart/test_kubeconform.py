@@ -11,7 +11,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from conftest import K8S_VERSIONS, ROOT, SCENARIOS, render_text, tool
+from chart_support import K8S_VERSIONS, ROOT, SCENARIOS, render_text, tool
 
 BUNDLED = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
 

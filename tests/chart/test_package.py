@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import CHART, helm
+from chart_support import CHART, helm
 
 REGISTRY = "/usr/bin/docker-registry"
 

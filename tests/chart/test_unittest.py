@@ -2,7 +2,7 @@
 ci/tools.sh and placed in .tools/helm-plugins)."""
 import re
 
-from conftest import CHART, helm
+from chart_support import CHART, helm
 
 
 def test_helm_unittest_suites_pass():
