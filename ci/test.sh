@@ -27,7 +27,7 @@ ensure_redis
 ensure_venv tests/*/requirements.txt
 if wants containers || wants contract; then ci/podman-setup.sh; fi
 if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
-if wants pipeline; then ensure_npm_tool gitlab-ci-local; fi
+if wants pipeline || wants cluster; then ensure_npm_tool gitlab-ci-local; fi
 if wants dashboard; then
   apt_install chromium      # Debian's browser for Playwright; never `playwright install`
   command -v npm >/dev/null || apt_install npm   # ci/vendor-webui.sh --check runs npm ci
