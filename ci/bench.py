@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from support import LocalApp, counter_slope, histogram  # noqa: E402
+from support import LocalApp, counter_slope  # noqa: E402
 
 QUICK_CELLS = [(1, 1), (2, 1), (6, 1), (6, 2)]
 FULL_CELLS = [(1, 1), (2, 1), (3, 1), (6, 1), (10, 1), (6, 2), (10, 2), (10, 3)]

@@ -242,7 +242,8 @@ class LocalApp:
         self.stop()
 
 
-def mean_latency(url, labels, before, after):
+def mean_latency(before, after):
+    """Mean of a histogram between two (sum, count) readings."""
     (sum0, count0), (sum1, count1) = before, after
     return (sum1 - sum0) / (count1 - count0) if count1 > count0 else None
 
@@ -258,8 +259,8 @@ def measure(app, seconds=15.0, settle=3.0):
     rate = counter_slope(app.hashes, seconds)
     return {
         "rate": rate,
-        "rng_seconds": mean_latency(app.rng_url, route, rng_before, histogram(
+        "rng_seconds": mean_latency(rng_before, histogram(
             app.rng_url, "http_request_duration_seconds", route)),
-        "hasher_seconds": mean_latency(app.hasher_url, None, hasher_before, histogram(
+        "hasher_seconds": mean_latency(hasher_before, histogram(
             app.hasher_url, "http_request_duration_seconds", {"method": "POST"})),
     }

@@ -2,7 +2,6 @@
 Podman object whose containers and networks are removed even when a test fails."""
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -15,10 +14,6 @@ import podman as pm  # noqa: E402
 FIGURES = pm.FIGURES
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @pytest.fixture(scope="session")
 def podman_ready():
     reason = pm.available()
@@ -27,11 +22,8 @@ def podman_ready():
             pytest.fail(f"container tests cannot run: {reason}")
         pytest.skip(reason)
     pm.sweep_stale()
-    # SIGTERM (a CI time limit, a kill) unwinds like Ctrl-C, so the fixtures remove what
-    # they started; a SIGKILL leaves it to sweep_stale() on the next run.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    yield
-    signal.signal(signal.SIGTERM, previous)
+    with pm.unwinding_on_sigterm():
+        yield
 
 
 @pytest.fixture(scope="session")

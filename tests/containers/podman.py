@@ -14,10 +14,12 @@ and from the shell: `python tests/containers/podman.py measure REF...` prints ea
 size and start-to-ready time as JSON.
 """
 import atexit
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -242,6 +244,19 @@ class Podman:
             subprocess.run(["podman", "network", "rm", "-f", name],
                            capture_output=True, timeout=60)
         self.networks.clear()
+
+
+@contextlib.contextmanager
+def unwinding_on_sigterm():
+    """SIGTERM (a CI time limit, a kill) unwinds like Ctrl-C, so fixtures remove what they
+    started; what a SIGKILL leaves is removed by sweep_stale() on the next run."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def sweep_stale():

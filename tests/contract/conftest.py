@@ -5,7 +5,6 @@
 With CI set, missing tools fail the run instead of skipping it, as in tests/containers."""
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +30,6 @@ def _unavailable(reason):
     if os.environ.get("CI"):
         pytest.fail(f"contract tests cannot run: {reason}")
     pytest.skip(reason)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +64,8 @@ def podman_ready():
     if subprocess.run(["podman", "image", "exists", pm.LOCAL_REDIS_IMAGE]).returncode != 0:
         _unavailable(f"{pm.LOCAL_REDIS_IMAGE} is missing (run ci/podman-setup.sh)")
     pm.sweep_stale()
-    # SIGTERM unwinds like Ctrl-C, so the fixtures remove what they started; what a SIGKILL
-    # leaves is removed by sweep_stale() on the next run.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    yield
-    signal.signal(signal.SIGTERM, previous)
+    with pm.unwinding_on_sigterm():
+        yield
 
 
 @pytest.fixture(scope="session")
