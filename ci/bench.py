@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from support import LocalApp, counter_slope  # noqa: E402
+from support import LocalApp, counter_slope, process_tree  # noqa: E402
 
 QUICK_CELLS = [(1, 1), (2, 1), (6, 1), (6, 2)]
 FULL_CELLS = [(1, 1), (2, 1), (3, 1), (6, 1), (10, 1), (6, 2), (10, 2), (10, 3)]
@@ -23,23 +23,6 @@ def model(workers, rng):
 
 
 # --- what /proc says about the app's processes ----------------------------------------------
-def process_tree(root_pid):
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    tree, todo = [], [root_pid]
-    while todo:
-        parent = todo.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent:
-                tree.append(pid)
-                todo.append(pid)
-    return tree
-
-
 def service_of(pid):
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -177,6 +177,23 @@ def counter_slope(read_counter, seconds, interval=0.25):
     return num / den
 
 
+def process_tree(root_pid):
+    """Every descendant of root_pid, from /proc."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [root_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def free_port_block(size, start=20000, stop=60000, step=1000):
     """A base port with base..base+size free (honcho numbers worker ports from a base)."""
     import random

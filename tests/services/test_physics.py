@@ -1,11 +1,12 @@
 """The bottleneck physics of SPEC.md, on the app as ci/up.sh runs it:
 throughput ~= min(3.33 x workers, 10 x rng). Ratios with tolerances over 15 s windows."""
 import functools
+from pathlib import Path
 
 import pytest
 import requests
 
-from support import LocalApp, measure
+from support import LocalApp, measure, process_tree
 
 PER_WORKER = 1 / 0.3   # one loop: 0.1 s sleep + 0.1 s rng + 0.1 s hasher
 PER_RNG = 10.0         # one rng call at a time, 0.1 s each
@@ -45,7 +46,7 @@ def test_a_second_rng_lifts_the_plateau():
 
 def test_ctrl_c_stops_everything_and_frees_the_ports():
     app = LocalApp(2, 1)
-    pids = descendants(app.process.pid)
+    pids = process_tree(app.process.pid)
     assert len(pids) >= 6  # redis, rng, hasher, webui, 2 workers (+ gunicorn children)
     assert app.stop() in (0, 130)
     still_running = [pid for pid in pids if alive(pid)]
@@ -55,25 +56,7 @@ def test_ctrl_c_stops_everything_and_frees_the_ports():
             requests.get(url + "/healthz", timeout=1)
 
 
-def descendants(pid):
-    children = {}
-    from pathlib import Path
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def alive(pid):
-    from pathlib import Path
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
