@@ -52,7 +52,11 @@ def manifest_kinds(cluster, namespace):
 
 
 def assert_rolled_out(cluster, namespace):
-    """Every Deployment of the release has all its replicas updated and ready."""
+    """Every Deployment of the release has all its replicas updated and ready, and the old
+    ReplicaSet's pods are gone (`helm upgrade --wait` returns before they finish terminating)."""
+    for d in cluster.get("deployments", "-n", namespace)["items"]:
+        cluster.kubectl("rollout", "status", f"deployment/{d['metadata']['name']}", "-n", namespace,
+                        "--timeout=60s")
     for d in cluster.get("deployments", "-n", namespace)["items"]:
         spec, status = d["spec"], d["status"]
         name = d["metadata"]["name"]
