@@ -33,6 +33,8 @@ if wants dashboard; then
   command -v npm >/dev/null || apt_install npm   # ci/vendor-webui.sh --check runs npm ci
 fi
 if wants cluster; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
+# The real node: containerd and CNI (apt), kubelet, kube-proxy and CoreDNS (Go), the images.
+if wants node; then ci/cluster.sh build --node; fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
 set +e

@@ -1,0 +1,56 @@
+"""Fixtures for the tests on a real node (`ci/cluster.sh up --node`): one cluster per session, with
+containerd, kubelet, kube-proxy and CoreDNS running the chart's pods for real; one namespace and
+release per module."""
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "cluster"))
+import kube  # noqa: E402
+import node  # noqa: E402  (tests/node/node.py)
+
+
+@pytest.fixture(scope="session")
+def node_cluster(tmp_path_factory):
+    """`ci/cluster.sh up --node` in a directory of its own, then `down`, which must leave nothing."""
+    before = node.host_state()
+    c = node.NodeCluster(tmp_path_factory.mktemp("node"))
+    c.host_before = before
+    started = time.monotonic()
+    try:
+        c.script("up", "--node")
+    except kube.Failed:
+        c.script("down")
+        raise
+    node.FIGURES["up_to_node_ready_seconds"] = round(time.monotonic() - started, 1)
+    try:
+        yield c
+    finally:
+        c.script("down")   # again after test_down_leaves_nothing: a no-op then
+
+
+def pytest_collection_modifyitems(items):
+    """`down` is tested last of this folder's tests, after every other one has used the cluster."""
+    here = [i for i, item in enumerate(items) if Path(item.path).parent == Path(__file__).parent]
+    if here:
+        last = [items[i] for i in here if items[i].name == "test_down_leaves_nothing"]
+        rest = [items[i] for i in here if items[i].name != "test_down_leaves_nothing"]
+        items[here[0]:here[-1] + 1] = rest + last
+
+
+@pytest.fixture(scope="module")
+def app(node_cluster):
+    """The chart installed with `helm install --wait` in a fresh namespace, with one worker."""
+    release = node.Release(node_cluster, node_cluster.new_namespace("dc"))
+    release.install()
+    yield release
+    release.uninstall()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if node.FIGURES:
+        terminalreporter.section("node")
+        for key, value in node.FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")
