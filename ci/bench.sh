@@ -3,8 +3,16 @@
 # (workers, rng) cell of the app run as ci/up.sh runs it. Writes out/bench.png.
 #
 #   ci/bench.sh [--quick] [--json] [--seconds S]
+#   ci/bench.sh --node [--seconds S]   the same cells on real pods of `ci/cluster.sh up --node`
+#                                      (root): build, up, install and idle figures, the table
+#                                      against the model, out/bench-node.png
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+if [ "${1:-}" = --node ]; then
+  shift
+  ensure_venv
+  exec python "$ROOT/ci/node_bench.py" "$@"
+fi
 ensure_redis
 ensure_venv tests/dashboard/requirements.txt   # playwright, for the dashboard row
 exec python "$ROOT/ci/bench.py" "$@"
