@@ -85,8 +85,12 @@ def source_args(source, ref="feature/x"):
 
 
 def env():
-    """The environment gitlab-ci-local runs in: no KUBECONFIG of ours leaks into a job."""
-    return {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HELM_PLUGINS")}
+    """The environment gitlab-ci-local runs in: no KUBECONFIG of ours leaks into a job, and the
+    pinned tools are on PATH (the shell executor uses no image, so they stand in for the stop
+    job's helm + kubectl image)."""
+    keep = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HELM_PLUGINS")}
+    keep["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return keep
 
 
 def run(work, *args, timeout=120):

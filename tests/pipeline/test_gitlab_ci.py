@@ -298,7 +298,8 @@ def test_chart_job_pushes_the_chart_with_version_and_sha(tmp_path, registry, all
     image = f"{registry}/dockercoins/dockercoins"
     result = run_job(work, "chart", {"CI_REGISTRY": registry, "CI_REGISTRY_IMAGE": image,
                                      "CI_REGISTRY_USER": "gitlab-ci-token",
-                                     "CI_REGISTRY_PASSWORD": "not-checked-on-loopback"})
+                                     "CI_REGISTRY_PASSWORD": "not-checked-on-loopback"},
+                     "--ignore-predefined-vars", "CI_REGISTRY,CI_REGISTRY_IMAGE")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert f"Pushed: {image}/charts/dockercoins:{version}_{sha}" in output
