@@ -11,10 +11,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 GITLAB_CI_LOCAL = ROOT / ".tools" / "bin" / "gitlab-ci-local"
 # What the jobs run, taken from this worktree as it is (committed or not) into each clone.
 PIPELINE_FILES = (".gitlab-ci.yml", "ci", "deploy", "charts")
+FILE_VARIABLES = {"KUBECONFIG", "STAGING_KUBECONFIG"}
 
 
 def git(work, *args):
@@ -106,10 +109,13 @@ def plan(work, *args):
 
 
 def write_variables(work, variables):
-    """Project CI/CD variables, in gitlab-ci-local's file. A value that is the path of a file
-    becomes a File-type variable: the job gets the path of a copy, as GitLab's File variables."""
-    lines = [f"{key}: '{value}'" for key, value in variables.items()]
-    (work / ".gitlab-ci-local-variables.yml").write_text("\n".join(lines) + "\n")
+    """Project CI/CD variables, in gitlab-ci-local's file. KUBECONFIG and STAGING_KUBECONFIG are
+    File-type (the value is the path of a file; the job gets the path of a copy, as with GitLab's
+    File variables); the others are plain variables, even when they hold a path."""
+    entries = {key: str(value) if key in FILE_VARIABLES
+               else {"type": "variable", "values": {"*": str(value)}}
+               for key, value in variables.items()}
+    (work / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(entries))
 
 
 def run_job(work, job, variables, *args, timeout=900):
