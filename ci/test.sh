@@ -27,7 +27,11 @@ ensure_redis
 ensure_venv tests/*/requirements.txt
 if wants containers || wants contract; then ci/podman-setup.sh; fi
 if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
-if wants pipeline || wants cluster; then ensure_npm_tool gitlab-ci-local; fi
+if wants pipeline || wants cluster; then
+  ensure_npm_tool gitlab-ci-local
+  apt_install rsync   # gitlab-ci-local copies the tracked files with rsync before it runs a job
+fi
+if wants pipeline; then ci/tools.sh helm kubectl checkov registry; fi
 if wants dashboard; then
   apt_install chromium      # Debian's browser for Playwright; never `playwright install`
   command -v npm >/dev/null || apt_install npm   # ci/vendor-webui.sh --check runs npm ci

@@ -45,7 +45,7 @@ def test_checkov_config_gives_a_reason_for_every_skip():
     lines = CHECKOV_CONFIG.read_text().splitlines()
     for index, line in enumerate(lines):
         if line.strip().startswith("- CKV_"):
-            before = [l for l in lines[:index] if l.strip()]
+            before = [text for text in lines[:index] if text.strip()]
             # The line before is a comment, or another skip that shares the comment above it.
             j = len(before) - 1
             while before[j].strip().startswith("- CKV_"):

@@ -1,81 +1,185 @@
-"""The GitLab pipeline, evaluated offline by gitlab-ci-local (rules, needs, parallel:matrix,
-unknown keywords) and gitlab-ci-verify (shellcheck on every script line)."""
+"""The GitLab pipeline, offline: gitlab-ci-local evaluates .gitlab-ci.yml as GitLab would (its JSON
+schema, extends, rules, needs, parallel:matrix) and gives the plan of each pipeline source, job by
+job; gitlab-ci-verify runs shellcheck on every script line; checkov runs its gitlab_ci checks. The
+job scripts run for real here where they need no cluster (lint, the chart push to a registry on
+loopback, their input errors); the deploy jobs run against an API server in
+tests/cluster/test_pipeline_deploy.py."""
 import json
 import os
-import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from support import ROOT
+from gitlab_local import ROOT, clone, commit, plan, run, run_job, source_args
 
-GITLAB_CI_LOCAL = ROOT / ".tools" / "bin" / "gitlab-ci-local"
+TOOLS = ROOT / ".tools" / "bin"
 SERVICES = sorted(p.parent.name for p in (ROOT / "images").glob("*/Dockerfile"))
-
-
-def clone_on_branch(tmp_path, branch):
-    """A clone of this commit on `branch`, with origin's HEAD at main, as GitLab has it."""
-    work = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
-    # The uncommitted .gitlab-ci.yml and scripts under test, not just HEAD's.
-    for name in (".gitlab-ci.yml", "ci/deploy.sh"):
-        shutil.copy(ROOT / name, work / name)
-    subprocess.run(["git", "-C", str(work), "remote", "set-head", "origin", "main"], check=True)
-    if branch != "main":
-        subprocess.run(["git", "-C", str(work), "checkout", "-q", "-b", branch], check=True)
-    return work
-
-
-def jobs(work, *extra):
-    result = subprocess.run([str(GITLAB_CI_LOCAL), "--list-json", *extra], cwd=work,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr + result.stdout
-    return {job["name"]: job for job in json.loads(result.stdout)}
+BUILDS = {f"build: [{service}]" for service in SERVICES}
+TESTS = {"test: [services]", "test: [chart]"}
+RELEASE_TAG = "v1.2.3"
+# (source, ref, checkout branch) of each pipeline the plan tests look at.
+SOURCES = {
+    "main": ("push", "main", "main"),
+    "branch": ("push", "feature/x", "feature/x"),
+    "merge_request": ("merge_request_event", "feature/x", "feature/x"),
+    "release_tag": ("tag", RELEASE_TAG, "main"),
+    "other_tag": ("tag", "nightly-2026-11-30", "main"),
+}
 
 
 @pytest.fixture(scope="module")
-def main_jobs(tmp_path_factory):
-    return jobs(clone_on_branch(tmp_path_factory.mktemp("main"), "main"))
+def clones(tmp_path_factory):
+    """One clone per checkout branch, shared by the plan tests (they only read)."""
+    return {branch: clone(tmp_path_factory.mktemp(branch.replace("/", "-")), branch)
+            for branch in ("main", "feature/x")}
 
 
-def test_one_build_job_per_service_image(main_jobs):
-    builds = sorted(name for name in main_jobs if name.startswith("build:"))
-    assert builds == sorted(f"build: [{service}]" for service in SERVICES)
+@pytest.fixture(scope="module")
+def plans(clones):
+    return {name: plan(clones[branch], *source_args(source, ref))
+            for name, (source, ref, branch) in SOURCES.items()}
+
+
+@pytest.fixture(scope="module")
+def preview(clones):
+    """The pipeline as GitLab merges it (extends and defaults expanded)."""
+    result = run(clones["main"], "--preview")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return yaml.safe_load(result.stdout)
+
+
+def runs(jobs):
+    """{job: (when, allow_failure)} of the jobs that run in that pipeline."""
+    return {name: (job["when"], job["allow_failure"]) for name, job in jobs.items()
+            if job["when"] != "never"}
+
+
+def needs(job):
+    return {need["job"] if isinstance(need, dict) else need for need in job["needs"] or []}
+
+
+# ---- the plan of each pipeline source ---------------------------------------------------------
+def test_one_build_job_per_service_image():
     assert SERVICES == ["hasher", "rng", "webui", "worker"]
 
 
-def test_deploy_on_main_waits_for_builds_and_tests(main_jobs):
-    deploy = main_jobs["deploy:lke"]
-    assert deploy["when"] == "on_success"
-    assert {need["job"] for need in deploy["needs"]} == {"build", "test:services",
-                                                         "test:chart"}
-    assert main_jobs["stop:lke"]["when"] == "manual"
+def test_main_runs_lint_test_builds_chart_push_and_staging(plans):
+    jobs = plans["main"]
+    automatic = ("on_success", False)
+    assert runs(jobs) == {name: automatic for name in {"lint", *TESTS, *BUILDS, "chart", "staging"}}
+    assert needs(jobs["staging"]) == {"lint", "test", "build", "chart"}
+    assert needs(jobs["chart"]) == {"lint"}
 
 
-def test_no_deploy_from_a_feature_branch(tmp_path):
-    listed = jobs(clone_on_branch(tmp_path, "feature/x"))
-    assert listed["deploy:lke"]["when"] == "never"
-    assert listed["stop:lke"]["when"] == "never"
-    assert listed["build: [rng]"]["when"] == "on_success"
+@pytest.mark.parametrize("source", ["branch", "merge_request"])
+def test_other_branches_and_merge_requests_get_a_review_app(plans, source):
+    jobs = plans[source]
+    automatic = ("on_success", False)
+    expected = {name: automatic for name in {"lint", *TESTS, *BUILDS, "review"}}
+    expected["stop-review"] = ("manual", True)  # the Stop button; it never blocks the pipeline
+    assert runs(jobs) == expected
+    assert needs(jobs["review"]) == {"lint", "test", "build"}
 
 
-def test_pipeline_conventions():
-    pipeline = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
-    deploy = pipeline["deploy:lke"]
-    assert deploy["environment"]["name"] == "production"
-    assert deploy["environment"]["on_stop"] == "stop:lke"
-    assert pipeline["stop:lke"]["environment"]["action"] == "stop"
-    images = [pipeline["variables"]["PYTHON_IMAGE"], pipeline["build"]["image"]]
-    assert all(":" in image and not image.endswith(":latest") for image in images)
-    jobs_defined = [job for job in pipeline.values() if isinstance(job, dict)]
-    assert not any("only" in job or "except" in job for job in jobs_defined)  # rules instead
-    assert "CI_JOB_TOKEN" not in (ROOT / "ci" / "deploy.sh").read_text().replace(
-        "not CI_JOB_TOKEN", "")
+def test_release_tag_runs_only_production_and_rollback_by_hand(plans):
+    # No build: production deploys the images staging ran, built from this same commit.
+    # production blocks the pipeline until someone runs it; rollback is there if needed.
+    assert runs(plans["release_tag"]) == {"production": ("manual", False),
+                                          "rollback": ("manual", True)}
 
 
+def test_other_tags_run_nothing(plans):
+    assert runs(plans["other_tag"]) == {}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_dependency_chain_is_valid(clones, name):
+    source, ref, branch = SOURCES[name]
+    result = run(clones[branch], "--validate-dependency-chain", *source_args(source, ref))
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "All job dependencies are valid" in result.stdout + result.stderr
+
+
+# ---- how the jobs are made ----------------------------------------------------------------------
+def test_preview_merges_templates_into_every_job(preview):
+    assert preview["stages"][1:-1] == ["lint", "test", "build", "staging", "production", "cleanup"]
+    jobs = {name: job for name, job in preview.items() if isinstance(job, dict) and "script" in job}
+    assert set(jobs) == {"lint", "test", "build", "chart", "staging", "review", "stop-review",
+                         "production", "rollback"}
+    for name, job in jobs.items():
+        assert "extends" not in job and job.get("rules"), name
+        assert "only" not in job and "except" not in job, name  # rules instead
+    for name in ("staging", "review", "production", "rollback"):
+        assert jobs[name]["before_script"][0] == "ci/tools.sh helm kubectl", name  # pinned Helm 3
+        assert jobs[name]["interruptible"] is False, name  # never cancelled mid-rollout
+
+
+def test_environments_and_resource_groups(preview):
+    assert preview["staging"]["environment"] == {"name": "staging"}
+    assert preview["review"]["environment"] == {
+        "name": "review/$CI_COMMIT_REF_SLUG", "on_stop": "stop-review", "auto_stop_in": "1 week"}
+    assert preview["stop-review"]["environment"] == {
+        "name": "review/$CI_COMMIT_REF_SLUG", "action": "stop"}
+    assert preview["production"]["environment"] == {"name": "production"}
+    assert preview["rollback"]["environment"] == {"name": "production", "action": "access"}
+    # One deploy at a time per environment: the stop job queues behind its review deploy.
+    groups = {name: preview[name]["resource_group"]
+              for name in ("staging", "review", "stop-review", "production", "rollback")}
+    assert groups == {"staging": "staging", "review": "review/$CI_COMMIT_REF_SLUG",
+                      "stop-review": "review/$CI_COMMIT_REF_SLUG", "production": "production",
+                      "rollback": "production"}
+    # Each environment has a namespace of its own.
+    namespaces = {name: preview[name]["variables"]["NAMESPACE"]
+                  for name in ("staging", "review", "stop-review", "production", "rollback")}
+    assert namespaces["staging"] == "$STAGING_NAMESPACE"
+    assert namespaces["review"] == namespaces["stop-review"] == "$NAMESPACE_PREFIX-$CI_ENVIRONMENT_SLUG"
+    assert namespaces["production"] == namespaces["rollback"] == "$NAMESPACE_PREFIX-production"
+
+
+def test_stop_job_needs_no_repository(preview):
+    stop = preview["stop-review"]
+    assert stop["variables"]["GIT_STRATEGY"] == "none"
+    assert "before_script" not in stop  # nothing from ci/
+    assert stop["image"] == {"name": "$HELM_KUBECTL_IMAGE"}
+    script = "\n".join(stop["script"])
+    for repo_path in ("ci/", "charts/", "deploy/"):
+        assert repo_path not in script
+    # The image's helm is the pinned Helm 3, like ci/tools.sh's.
+    tools = (ROOT / "ci" / "tools.sh").read_text()
+    helm_version = tools.split('HELM_VERSION="v', 1)[1].split('"', 1)[0]
+    assert preview["variables"]["HELM_KUBECTL_IMAGE"] == f"dtzar/helm-kubectl:{helm_version}"
+
+
+def test_production_checks_staging_before_it_deploys(preview):
+    assert preview["production"]["script"] == ["ci/passed-staging.sh check",
+                                               "ci/deploy.sh production"]
+    assert preview["staging"]["script"] == ["ci/deploy.sh staging", "ci/passed-staging.sh record"]
+    assert preview["rollback"]["script"] == ["ci/rollback.sh"]
+
+
+def test_images_are_pinned(preview):
+    images = {key: value for key, value in preview["variables"].items() if key.endswith("_IMAGE")}
+    assert set(images) == {"PYTHON_IMAGE", "GO_IMAGE", "BUILDAH_IMAGE", "HELM_KUBECTL_IMAGE"}
+    for image in images.values():
+        name, _, tag = image.rpartition(":")
+        assert name and tag and tag != "latest" and any(c.isdigit() for c in tag), image
+    jobs = [job for job in preview.values() if isinstance(job, dict) and "script" in job]
+    assert all(job["image"]["name"] in {f"${key}" for key in images} for job in jobs)
+
+
+def test_every_values_file_is_in_git_per_environment():
+    assert sorted(p.name for p in (ROOT / "deploy").glob("*.yaml")) == [
+        "production.yaml", "review.yaml", "staging.yaml"]
+    # Staging has production's shape, so what passed there is what production gets.
+    assert (yaml.safe_load((ROOT / "deploy" / "staging.yaml").read_text())
+            == yaml.safe_load((ROOT / "deploy" / "production.yaml").read_text()))
+
+
+# ---- linters on the pipeline ------------------------------------------------------------------
 def test_shellcheck_finds_nothing_in_script_lines():
     # It does find things: on `echo $FOO` it reports SC2086 in its JSON list.
     verify = Path(sys.executable).parent / "gitlab-ci-verify"  # from requirements.txt
@@ -85,20 +189,130 @@ def test_shellcheck_finds_nothing_in_script_lines():
     assert json.loads(result.stdout) == []
 
 
-def run_deploy(env):
-    return subprocess.run(["bash", str(ROOT / "ci" / "deploy.sh")], capture_output=True,
+def test_shellcheck_sees_an_unquoted_variable(tmp_path):
+    """The check above can fail: the same tool on a pipeline with `echo $FOO`."""
+    verify = Path(sys.executable).parent / "gitlab-ci-verify"
+    (tmp_path / ".gitlab-ci.yml").write_text("job:\n  script:\n    - echo $FOO\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    result = subprocess.run([str(verify), "--no-lint-api", "--format", "json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "SC2086" in result.stdout, result.stdout + result.stderr
+
+
+def test_checkov_gitlab_ci_checks_pass(tmp_path):
+    result = subprocess.run(
+        [str(TOOLS / "checkov"), "--file", str(ROOT / ".gitlab-ci.yml"), "--framework", "gitlab_ci",
+         "--skip-download", "--output", "json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    assert summary["failed"] == 0 and summary["skipped"] == 0, report["results"]["failed_checks"]
+    # Not a pass by scanning nothing (checkov reads no file with YAML tags such as !reference):
+    # every job was checked.
+    checked = {c["resource"] for c in report["results"]["passed_checks"]
+               if c["check_id"] == "CKV_GITLABCI_1"}
+    assert checked == {"lint", "test", "build", "chart", "staging", "review", "stop-review",
+                       "production", "rollback"}
+
+
+# ---- the job scripts, where they need no cluster ------------------------------------------------
+def test_lint_job_passes(tmp_path):
+    result = subprocess.run([str(ROOT / "ci" / "lint.sh")], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for check in ("helm lint --strict (deploy/production.yaml)",
+                  "kubernetes-validate --strict 1.34.0 (deploy/staging.yaml)", "ruff", "hadolint",
+                  "yamllint", "shellcheck"):
+        assert f"--- {check}" in result.stderr
+    assert "lint: all passed" in result.stderr
+
+
+def test_lint_job_fails_on_a_typo_in_the_values(tmp_path):
+    work = clone(tmp_path)
+    staging = work / "deploy" / "staging.yaml"
+    staging.write_text(staging.read_text().replace("worker:\n  replicaCount", "worker:\n  replicas"))
+    result = subprocess.run([str(work / "ci" / "lint.sh")], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 1
+    assert "lint failed: helm lint --strict (deploy/staging.yaml);" in result.stderr
+
+
+def helm(*args):
+    return subprocess.run([str(TOOLS / "helm"), *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_an_all_digit_sha_needs_set_string():
+    """Why the pipeline passes tags and SHAs with --set-string: --set makes 12345678 a number."""
+    chart = ROOT / "charts" / "dockercoins"
+    broken = helm("template", "x", chart, "--set", "global.image.tag=12345678")
+    assert broken.returncode != 0 and "/global/image/tag': got number" in broken.stderr
+    fine = helm("template", "x", chart, "--set-string", "global.image.tag=12345678")
+    assert fine.returncode == 0 and "/worker:12345678\"" in fine.stdout
+    for script in ("deploy.sh", "push-chart.sh", "rollback.sh"):
+        code = [line for line in (ROOT / "ci" / script).read_text().splitlines()
+                if not line.lstrip().startswith("#")]
+        assert not [line for line in code if "--set " in line or "--set=" in line], script
+
+
+def run_script(script, env, *args):
+    return subprocess.run(["bash", str(ROOT / "ci" / script), *args], capture_output=True,
                           text=True, timeout=60,
                           env={k: v for k, v in {**os.environ, **env}.items() if v is not None})
 
 
 def test_deploy_explains_a_missing_kubeconfig():
-    result = run_deploy({"KUBECONFIG": None})
+    result = run_script("deploy.sh", {"KUBECONFIG": None}, "staging")
     assert result.returncode == 1
     assert "File-type CI/CD variable" in result.stderr
 
 
 def test_deploy_explains_a_kubeconfig_given_as_content():
     # The pitfall: a Variable-type KUBECONFIG holds the YAML itself, not a path.
-    result = run_deploy({"KUBECONFIG": "apiVersion: v1\nkind: Config\n"})
+    result = run_script("deploy.sh", {"KUBECONFIG": "apiVersion: v1\nkind: Config\n"}, "staging")
     assert result.returncode == 1
     assert "must be a path to a file" in result.stderr
+
+
+def test_deploy_refuses_an_environment_without_values(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    result = run_script("deploy.sh", {"KUBECONFIG": str(kubeconfig), "NAMESPACE": "x"}, "qa")
+    assert result.returncode == 1
+    assert "usage: ci/deploy.sh review|staging|production" in result.stderr
+
+
+def test_passed_staging_wants_a_full_sha():
+    result = run_script("passed-staging.sh", {"STAGING_NAMESPACE": "dockercoins-staging"},
+                        "check", "1a2b3c4d")
+    assert result.returncode == 1
+    assert "'1a2b3c4d' is not a full commit SHA" in result.stderr
+
+
+@pytest.mark.parametrize("all_digit", [False, True], ids=["hex-sha", "all-digit-sha"])
+def test_chart_job_pushes_the_chart_with_version_and_sha(tmp_path, registry, all_digit):
+    """The `chart` job for real, through gitlab-ci-local, into a registry on loopback."""
+    work = clone(tmp_path)
+    sha = commit(work, "a commit to package", all_digit_short_sha=all_digit)[:8]
+    version = yaml.safe_load((work / "charts" / "dockercoins" / "Chart.yaml").read_text())["version"]
+    image = f"{registry}/dockercoins/dockercoins"
+    result = run_job(work, "chart", {"CI_REGISTRY": registry, "CI_REGISTRY_IMAGE": image,
+                                     "CI_REGISTRY_USER": "gitlab-ci-token",
+                                     "CI_REGISTRY_PASSWORD": "not-checked-on-loopback"},
+                     "--ignore-predefined-vars", "CI_REGISTRY,CI_REGISTRY_IMAGE")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert f"Pushed: {image}/charts/dockercoins:{version}_{sha}" in output
+    pulled = tmp_path / "pulled"
+    pulled.mkdir()
+    fetched = helm("pull", f"oci://{image}/charts/dockercoins", "--version", f"{version}+{sha}",
+                   "--plain-http", "--destination", pulled)
+    assert fetched.returncode == 0, fetched.stderr
+    with tarfile.open(pulled / f"dockercoins-{version}+{sha}.tgz") as tar:
+        chart = yaml.safe_load(tar.extractfile("dockercoins/Chart.yaml"))
+    assert chart["version"] == f"{version}+{sha}"
+    assert chart["appVersion"] == sha  # a string, also when all digits
+    # The packaged chart deploys this commit's images with no --set at all.
+    rendered = helm("template", "x", pulled / f"dockercoins-{version}+{sha}.tgz")
+    assert rendered.returncode == 0, rendered.stderr
+    assert f'/worker:{sha}"' in rendered.stdout
