@@ -17,6 +17,9 @@
 #                it whenever a pod starts, long after the job: CI_JOB_TOKEN expires with the job.
 #   CI_REGISTRY  the registry host for that pull secret (default: REGISTRY's host)
 #   HELM_TIMEOUT default 10m, for the rollout and for `helm test`
+#   CLUSTER_VALUES  optional: a values file for what the cluster itself needs (for example a redis
+#                image from a mirror), layered after deploy/ENVIRONMENT.yaml; the registry and the
+#                tag above still win
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,8 +65,13 @@ fi
 # above, so a hand `helm upgrade --set ...` (or `kubectl scale`) does not survive a deploy.
 # --atomic rolls back a failed upgrade (Helm 3 is pinned by ci/tools.sh: Helm 4 renamed the flag
 # to --rollback-on-failure). The description shows in `helm history`, which the rollback reads.
+files=(--values "$values")
+if [ -n "${CLUSTER_VALUES:-}" ]; then
+  [ -f "$CLUSTER_VALUES" ] || die "CLUSTER_VALUES must be a path to a values file (a File-type variable)"
+  files+=(--values "$CLUSTER_VALUES")
+fi
 helm upgrade --install "$RELEASE" charts/dockercoins --namespace "$NAMESPACE" \
-  --values "$values" --reset-values "${sets[@]}" \
+  "${files[@]}" --reset-values "${sets[@]}" \
   --description "$environment: image tag $TAG, commit ${CI_COMMIT_SHA:-$TAG}" \
   --atomic --wait --timeout "$HELM_TIMEOUT"
 helm test "$RELEASE" --namespace "$NAMESPACE" --timeout "$HELM_TIMEOUT"

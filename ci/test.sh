@@ -27,7 +27,7 @@ ensure_redis
 ensure_venv tests/*/requirements.txt
 if wants containers || wants contract; then ci/podman-setup.sh; fi
 if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
-if wants pipeline || wants cluster; then
+if wants pipeline || wants cluster || wants node; then
   ensure_npm_tool gitlab-ci-local
   apt_install rsync   # gitlab-ci-local copies the tracked files with rsync before it runs a job
 fi

@@ -4,10 +4,12 @@ the stop job's inline lines), with KUBECONFIG given as a File-type variable, as 
 
 The tests use nothing but the kubeconfig of the `cluster` fixture, so they run on any cluster:
 today kwok's fake nodes (pods become Ready, and `helm test` pods Succeeded, without running),
-later a real node. The images are <PIPELINE_TEST_REGISTRY>/<service>:<short SHA>; the default
-is what the pipeline uses (CI_REGISTRY_IMAGE, here gitlab-ci-local's), which only a cluster that
-runs no containers accepts: on a real node, point PIPELINE_TEST_REGISTRY at a registry that holds
-images under the test commits' short SHAs. Every test works in namespaces of its own prefix."""
+and on the real node (tests/node/test_pipeline_on_node.py). The images are
+<PIPELINE_TEST_REGISTRY>/<service>:<short SHA>; the default is what the pipeline uses
+(CI_REGISTRY_IMAGE, here gitlab-ci-local's), which only a cluster that runs no containers
+accepts. A cluster that runs pods gives its registry and values (`pipeline_variables`) and pushes
+the images under each test commit's short SHA (`publish_images`). Every test works in namespaces
+of its own prefix."""
 import os
 import subprocess
 import uuid
@@ -34,10 +36,16 @@ class Pipeline:
                           **{k: v for k, v in cluster.env.items() if k.startswith("HELM_")}}
         if os.environ.get("PIPELINE_TEST_REGISTRY"):
             self.variables["REGISTRY"] = os.environ["PIPELINE_TEST_REGISTRY"]
+        # A cluster that runs pods (tests/node) says where its images are, and publishes the
+        # app's images under each commit's short SHA before a job deploys that commit.
+        self.variables.update(getattr(cluster, "pipeline_variables", {}))
+        self.publish = getattr(cluster, "publish_images", None)
         self.staging = f"{self.prefix}-staging"
         self.production = f"{self.prefix}-production"
 
     def job(self, name, *args, work=None, expect_success=True):
+        if self.publish and work is None:
+            self.publish(git(self.work, "rev-parse", "HEAD")[:8])
         result = run_job(work or self.work, name, self.variables, *args)
         output = result.stdout + result.stderr
         if expect_success:

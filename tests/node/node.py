@@ -34,6 +34,25 @@ class NodeCluster(kube.Cluster):
         """The values `up --node` wrote: the images in the node's loopback registry."""
         return self.dir / "node-values.yaml"
 
+    @property
+    def registry(self):
+        """host:port of the node's loopback registry, which containerd pulls from."""
+        return (self.dir / "node" / "registry-address").read_text().strip()
+
+    # What tests/cluster/test_pipeline_deploy.py asks of a cluster that runs pods.
+    @property
+    def pipeline_variables(self):
+        return {"REGISTRY": f"{self.registry}/dockercoins", "CLUSTER_VALUES": str(self.values_file)}
+
+    def publish_images(self, tag):
+        """The four app images of this checkout, pushed again under TAG (a commit's short SHA),
+        as the pipeline's build jobs would have pushed that commit's images."""
+        built = (self.dir / "node" / "image-tag").read_text().strip()
+        for service in ("rng", "hasher", "worker", "webui"):
+            self.run(["buildah", "push", "--quiet", "--tls-verify=false",
+                      f"localhost/dockercoins/{service}:{built}",
+                      f"docker://{self.registry}/dockercoins/{service}:{tag}"], timeout=300)
+
 
 class Release:
     """The chart installed in one namespace of the node cluster."""
