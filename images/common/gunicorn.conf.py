@@ -5,7 +5,8 @@ import signal
 import threading
 
 # One process with threads per pod: prometheus_client needs no multiprocess mode, and rng's
-# cap is per process, so GUNICORN_WORKERS=R behaves like R rng replicas (ci/up.sh --rng R).
+# cap is per process, so GUNICORN_WORKERS=R behaves like R rng replicas. (ci/up.sh --rng R runs
+# one process with RNG_CONCURRENCY=R instead: R replicas behind a balancer that picks a free one.)
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
 worker_class = "gthread"
