@@ -27,12 +27,19 @@ ensure_redis
 ensure_venv tests/*/requirements.txt
 if wants containers || wants contract; then ci/podman-setup.sh; fi
 if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
-if wants pipeline || wants cluster; then ensure_npm_tool gitlab-ci-local; fi
+if wants pipeline || wants cluster; then
+  ensure_npm_tool gitlab-ci-local
+  apt_install rsync         # gitlab-ci-local copies the job's files with rsync
+fi
 if wants dashboard; then
   apt_install chromium      # Debian's browser for Playwright; never `playwright install`
   command -v npm >/dev/null || apt_install npm   # ci/vendor-webui.sh --check runs npm ci
 fi
-if wants cluster; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
+if wants workshop; then
+  apt_install httping       # the workshop times rng and hasher with it
+  ci/tools.sh helm kubectl
+fi
+if wants cluster || wants workshop; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
 
 export PATH="$ROOT/.tools/bin:$PATH"
 set +e
