@@ -23,7 +23,7 @@ SETTLE_SECONDS = 2.5
 # speed is the slope of the part of `hashes` that no heartbeat explains, sampled this often,
 # fitted over this window. They add to `hashes` about once a second, so a counter that has not
 # moved for QUIET_SECONDS means they stopped.
-SAMPLE_SECONDS = 0.25
+SAMPLE_SECONDS = 0.25  # only while such a miner is at work (see Sampler)
 UNREPORTED_WINDOW_SECONDS = 20.0
 MIN_SPAN_SECONDS = 2.0
 QUIET_SECONDS = 3.0
@@ -61,7 +61,6 @@ def create_app(config=None):
 
     @app.get("/json")
     def numbers():
-        sampler.poke()
         try:
             data = read_numbers(snapshot, unreported)
         except redis.RedisError as error:
@@ -69,6 +68,8 @@ def create_app(config=None):
             unreported.hold()
             log.warning("redis unreachable: %s", error)
             return jsonify(error=f"redis unreachable: {error}", now=time.time()), 503
+        if unreported.moving():
+            sampler.poke()  # someone mines without heartbeats: sample faster than the polls
         warming = data.pop("warming")
         data["settling"] = outages.settling(data["now"]) or warming
         return jsonify(data)
@@ -184,6 +185,11 @@ class UnreportedRate:
             while self.samples and self.samples[0][0] < now - UNREPORTED_WINDOW_SECONDS:
                 self.samples.popleft()
 
+    def moving(self):
+        """Whether something no heartbeat explains added to `hashes` in the window."""
+        with self.lock:
+            return any(u != self.samples[0][1] for _, u in self.samples)
+
     def rate(self):
         """Hashes per second; 0.0 when the unexplained part stands still, None when it moves
         but the window is still too short to say how fast."""
@@ -214,8 +220,9 @@ def least_squares_slope(samples):
 
 
 class Sampler:
-    """Samples redis every SAMPLE_SECONDS while someone polls /json, so the unreported speed
-    is fitted on enough points. Started by a /json call, it stops when nobody asks."""
+    """Samples redis every SAMPLE_SECONDS while someone polls /json and a miner without
+    heartbeats is at work, so its speed is fitted on enough points. With our workers alone it
+    never runs: the page's own polls show nothing moves, and cost nothing more."""
 
     def __init__(self, sample, on_error):
         self.sample, self.on_error = sample, on_error
