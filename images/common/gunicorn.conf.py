@@ -27,7 +27,7 @@ def _access_log_on():
 
 # One line per request on stdout, as the seed's services print: the workshop watches them
 # (`kubectl logs -f`) to see which replicas get traffic. Common Log Format. ACCESS_LOG=false
-# turns it off (about 0.05 ms of CPU per request).
+# turns it off (its CPU cost is below the bench's run-to-run noise: see the README).
 accesslog = "-" if _access_log_on() else None
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s'
 errorlog = "-"

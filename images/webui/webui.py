@@ -70,8 +70,7 @@ def create_app(config=None):
             return jsonify(error=f"redis unreachable: {error}", now=time.time()), 503
         if unreported.moving():
             sampler.poke()  # someone mines without heartbeats: sample faster than the polls
-        warming = data.pop("warming")
-        data["settling"] = outages.settling(data["now"]) or warming
+        data["settling"] = outages.settling(data["now"]) or data["warming"]
         return jsonify(data)
 
     def redis_problem():

@@ -148,7 +148,9 @@
     page.clockOffset = data.now - now;
     page.downSince = null;
     if (data.settling) {
-      setState("settling", "Redis is back: waiting for every worker's next report…");
+      setState("settling", data.warming
+        ? "Hashing goes on: measuring the speed of a miner that does not report…"
+        : "Redis is back: waiting for every worker's next report…");
       return;  // some heartbeats may be missing for a second: no point rather than a false dip
     }
     page.lastGood = data.now;
