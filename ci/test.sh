@@ -36,7 +36,11 @@ if wants dashboard; then
   apt_install chromium      # Debian's browser for Playwright; never `playwright install`
   command -v npm >/dev/null || apt_install npm   # ci/vendor-webui.sh --check runs npm ci
 fi
-if wants cluster; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
+if wants workshop; then
+  apt_install httping       # the workshop times rng and hasher with it
+  ci/tools.sh helm kubectl
+fi
+if wants cluster || wants workshop; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
 # The real node: containerd and CNI (apt), kubelet, kube-proxy and CoreDNS (Go), the images.
 if wants node; then ci/cluster.sh build --node; fi
 

@@ -28,6 +28,7 @@ RNG_URL = env_str("RNG_URL", "http://rng/32")
 HASHER_URL = env_str("HASHER_URL", "http://hasher/")
 REDIS_URL = env_str("REDIS_URL", "redis://redis:6379/0")
 METRICS_PORT = env_int("METRICS_PORT", 8080, minimum=0)
+METRICS_HOST = env_str("METRICS_HOST", "")  # "": every interface, as a pod needs
 LOOP_SLEEP_SECONDS = 0.1        # the pause at the top of each loop
 FLUSH_INTERVAL_SECONDS = 1.0    # how often the count goes to redis
 CONNECT_TIMEOUT = env_float("CONNECT_TIMEOUT_SECONDS", 1.0, minimum=0.01)
@@ -272,7 +273,7 @@ class QuietHandler(WSGIRequestHandler):
 
 def main():
     miner = Miner()
-    server = make_server("", METRICS_PORT, ops_app(miner), ThreadingWSGIServer,
+    server = make_server(METRICS_HOST, METRICS_PORT, ops_app(miner), ThreadingWSGIServer,
                          handler_class=QuietHandler)
     threading.Thread(target=server.serve_forever, name="ops", daemon=True).start()
     stop_requested = threading.Event()

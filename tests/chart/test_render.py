@@ -6,9 +6,10 @@ import re
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from chart_support import (APP_COMPONENTS, CRD_KINDS, K8S_VERSIONS, NAMESPACE, ROOT, SCENARIOS,
-                      component, env_of, pod_specs, render)
+                      component, env_of, helm, pod_specs, render, template_args)
 
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
           "app.kubernetes.io/component", "app.kubernetes.io/part-of",
@@ -238,11 +239,12 @@ def test_one_tag_moves_all_four_images():
     assert redis["containers"][0]["image"].startswith("docker.io/library/redis:7.4.")
 
 
-def test_service_monitor_only_with_the_api():
-    without = render("rng-hpa")
-    assert not [d for d in without if d["kind"] in CRD_KINDS]
-    with_api = RENDERS["rng-hpa+monitoring"]
-    assert sorted(d["kind"] for d in with_api if d["kind"] in CRD_KINDS) == ["PodMonitor", "ServiceMonitor"]
+def test_service_monitor_whenever_asked_for():
+    """`helm template` (no cluster, no API list) renders what was asked for, as an install
+    does; a cluster without the CRDs refuses it with a message (tests/cluster)."""
+    for docs in (render("rng-hpa"), RENDERS["rng-hpa+monitoring"]):
+        assert sorted(d["kind"] for d in docs if d["kind"] in CRD_KINDS) == ["PodMonitor", "ServiceMonitor"]
+    assert not [d for d in render(api_versions=["monitoring.coreos.com/v1"]) if d["kind"] in CRD_KINDS]
 
 
 def test_pdbs_only_with_more_than_one_replica():
@@ -260,14 +262,55 @@ def test_pdbs_only_with_more_than_one_replica():
 
 
 def test_network_policies_by_default():
+    """redis is closed to all but its callers; rng, hasher and webui admit in-cluster clients
+    on their HTTP port (the workshop's httping and ab run from pods), as SPEC says."""
     policies = {d["metadata"]["name"]: d["spec"] for d in RENDERS["default"] if d["kind"] == "NetworkPolicy"}
     assert set(policies) == {"dockercoins-default-deny", "redis", "rng", "hasher", "webui"}
     deny = policies["dockercoins-default-deny"]
     assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
-    def callers(name):
-        return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-                for rule in policies[name]["ingress"] for peer in rule.get("from", [])}
-    assert callers("redis") == {"worker", "webui"}
-    assert callers("rng") == {"worker", "test"}
-    assert callers("hasher") == {"worker", "test"}
-    assert policies["webui"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert callers(policies["redis"]) == {"worker", "webui"}
+    http = [{"port": "http", "protocol": "TCP"}]
+    for name in ("rng", "hasher"):
+        assert policies[name]["ingress"] == [{"from": [{"namespaceSelector": {}}], "ports": http}]
+    assert policies["webui"]["ingress"] == [{"ports": http}]
+
+
+def test_network_policies_in_strict_mode():
+    docs = render(sets=["networkPolicy.strict=true"])
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert callers(policies["redis"]) == {"worker", "webui"}
+    assert callers(policies["rng"]) == {"worker", "test"}
+    assert callers(policies["hasher"]) == {"worker", "test"}
+
+
+def callers(policy):
+    return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for rule in policy["ingress"] for peer in rule.get("from", [])}
+
+
+@pytest.mark.parametrize("scenario", sorted(RENDERS))
+def test_pods_carry_the_workshops_app_label(scenario):
+    """`kubectl get pods -l app=rng` works as the workshop types it; the label stays out of
+    every selector (checked above), so upgrades from releases without it keep working."""
+    workloads = [d for d, _ in pod_specs(RENDERS[scenario]) if d["kind"] != "Pod"]
+    assert {component(d) for d in workloads} == {*APP_COMPONENTS, "redis"}
+    for doc in workloads:
+        assert doc["spec"]["template"]["metadata"]["labels"]["app"] == component(doc)
+
+
+def test_pod_labels_may_override_the_app_label():
+    docs = render(sets=["rng.podLabels.app=random"])
+    rng = next(d for d, _ in pod_specs(docs) if component(d) == "rng")
+    assert rng["spec"]["template"]["metadata"]["labels"]["app"] == "random"
+
+
+def test_an_all_digit_tag_stays_a_string():
+    """A short SHA can be all digits (about 1 in 40); --set-string keeps it a string."""
+    text = helm(*template_args(), "--set-string", "global.image.tag=12345678").stdout
+    docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    images = {component(d): s["containers"][0]["image"] for d, s in pod_specs(docs)
+              if component(d) in APP_COMPONENTS}
+    assert images == {c: f"registry.gitlab.com/dockercoins/dockercoins/{c}:12345678"
+                      for c in APP_COMPONENTS}
+    assert {d["metadata"]["labels"]["app.kubernetes.io/version"] for d, _ in pod_specs(docs)
+            if component(d) in APP_COMPONENTS} == {"12345678"}

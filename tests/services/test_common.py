@@ -1,7 +1,13 @@
+import re
+import sys
+import time
+
 import pytest
+import requests
 
 import dockercoins_common as common
 import rng
+from support import IMAGES, Process, free_port, gunicorn, wait_until
 
 
 def test_numbers_from_env(monkeypatch):
@@ -18,3 +24,40 @@ def test_a_bad_setting_says_which_and_why(monkeypatch, raw, message):
     monkeypatch.setenv("RNG_CONCURRENCY", raw)
     with pytest.raises(common.ConfigError, match=f"RNG_CONCURRENCY {message}"):
         rng.create_app()
+
+
+ACCESS_LINE = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /32 HTTP/1\.1" 200 32$', re.M)
+
+
+def test_one_access_log_line_per_request_by_default():
+    """The seed's services print each request; the workshop watches them with kubectl logs."""
+    service = gunicorn("rng")
+    try:
+        for _ in range(3):
+            assert requests.get(service.url + "/32", timeout=5).status_code == 200
+        wait_until(lambda: len(ACCESS_LINE.findall(service.output())) == 3, 5,
+                   what="three access-log lines")
+    finally:
+        service.stop()
+
+
+def test_access_log_can_be_turned_off():
+    service = gunicorn("hasher", env={"ACCESS_LOG": "false"})
+    try:
+        assert requests.get(service.url + "/", timeout=5).status_code == 200
+        time.sleep(0.5)
+        assert '"GET / HTTP/1.1"' not in service.output()
+    finally:
+        service.stop()
+
+
+def test_a_bad_access_log_setting_is_refused():
+    service = Process("hasher-bad-access-log", [
+        sys.executable, "-m", "gunicorn", "-c", str(IMAGES / "common" / "gunicorn.conf.py"),
+        "--chdir", str(IMAGES / "hasher"), "hasher:create_app()"],
+        env={"PORT": str(free_port()), "ACCESS_LOG": "maybe"})
+    try:
+        assert service.proc.wait(10) != 0
+        assert "ACCESS_LOG must be true or false, got 'maybe'" in service.output()
+    finally:
+        service.stop()

@@ -62,3 +62,33 @@ def alive(pid):
     except OSError:
         return False
     return state != "Z"
+
+
+def listening_addresses(port):
+    """The local addresses (hex, as /proc/net/tcp* writes them) that listen on a TCP port."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_ctrl_c_stops_the_workers_before_redis_and_leaves_nothing(monkeypatch, tmp_path):
+    """Each worker hands its last count to redis before redis stops; no temp folder stays;
+    locally every port listens on 127.0.0.1 only."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    app = LocalApp(6, 1)
+    try:
+        for url in (app.webui, app.rng_url, app.hasher_url, *app.worker_urls,
+                    app.redis_url.rsplit("/", 1)[0]):
+            port = int(url.rsplit(":", 1)[1])
+            assert listening_addresses(port) == {"0100007F"}, (url, listening_addresses(port))
+    finally:
+        app.stop()
+    out = app.process.output()
+    assert out.count("final flush done") == 6, out[-4000:]
+    assert "did not take the final flush" not in out, out[-4000:]
+    assert list(tmp_path.iterdir()) == []

@@ -68,7 +68,7 @@ def test_health_and_metrics_stay_fast_while_saturated(rng_service):
         slow = [pool.submit(requests.get, rng_service.url + "/32", timeout=10) for _ in range(10)]
         time.sleep(0.2)  # the queue is now several calls deep
         probe_times = []
-        for path in ("/healthz", "/metrics", "/", "/readyz"):
+        for path in ("/healthz", "/metrics", "/readyz"):
             started = time.monotonic()
             assert requests.get(rng_service.url + path, timeout=5).status_code == 200
             probe_times.append(time.monotonic() - started)
@@ -76,6 +76,34 @@ def test_health_and_metrics_stay_fast_while_saturated(rng_service):
     # The queued calls wait a second; a probe must not wait behind them.
     assert max(probe_times) < slowest_call / 5, (probe_times, slowest_call)
     assert metric(rng_service.url, "dockercoins_rng_waiting_requests") == 0
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])  # httping sends HEAD unless told -G
+def test_banner_waits_its_turn_behind_the_cap(rng_service, method):
+    """SPEC: GET / waits behind the same cap as /<n>, as the seed's single-threaded rng did,
+    so the workshop's `httping $RNG` shows rng's queue (and /healthz does not)."""
+    with ThreadPoolExecutor(12) as pool:
+        slow = [pool.submit(requests.get, rng_service.url + "/32", timeout=10) for _ in range(10)]
+        time.sleep(0.2)  # about eight calls still queued: a second of work ahead
+        started = time.monotonic()
+        banner = requests.request(method, rng_service.url + "/", timeout=10)
+        banner_seconds = time.monotonic() - started
+        started = time.monotonic()
+        requests.get(rng_service.url + "/healthz", timeout=5)
+        probe_seconds = time.monotonic() - started
+        slowest_call = max(f.result().elapsed.total_seconds() for f in slow)
+    assert banner.status_code == 200
+    if method == "GET":
+        assert banner.text.startswith("RNG running on ")
+    # It queued behind most of the calls ahead of it; the probe right after it did not.
+    assert banner_seconds > slowest_call / 2, (banner_seconds, slowest_call)
+    assert probe_seconds < banner_seconds / 5, (probe_seconds, banner_seconds)
+
+
+def test_banner_is_fast_when_rng_is_idle(rng_service):
+    started = time.monotonic()
+    assert requests.get(rng_service.url + "/", timeout=5).status_code == 200
+    assert time.monotonic() - started < rng.SLEEP_SECONDS  # it waits its turn, never sleeps
 
 
 def test_duration_histogram_includes_the_wait(rng_service):

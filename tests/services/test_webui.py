@@ -1,9 +1,11 @@
 import json
+import threading
+import time
 
 import pytest
 
 import webui
-from support import free_port
+from support import free_port, worker
 
 
 @pytest.fixture
@@ -52,3 +54,82 @@ def test_metrics_use_route_templates(client):
     client.get("/json")
     text = client.get("/metrics").get_data(as_text=True)
     assert 'http_request_duration_seconds_count{method="GET",route="/json",status="200"}' in text
+
+
+def test_index_html_is_the_dashboard_too(client):
+    """The seed serves /index.html, and the workshop fetches it."""
+    response = client.get("/index.html")
+    assert response.status_code == 200
+    assert 'id="speed"' in response.get_data(as_text=True)
+
+
+class SeedMiner:
+    """A miner that writes only the seed's keys, as the seed's own worker does: INCRBY hashes 3
+    about once a second, and no heartbeat."""
+
+    def __init__(self, client, step=3):
+        self.client, self.step, self.times = client, step, []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopped.wait(1.0):
+            self.client.incrby("hashes", self.step)
+            self.times.append(time.monotonic())
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+
+    def rate(self):
+        return self.step * (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+def poll(client, seconds):
+    """/json once a second, as the page does; every answer."""
+    answers = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answers.append(client.get("/json").get_json())
+        time.sleep(1.0)
+    return answers
+
+
+def test_a_miner_without_heartbeats_is_not_shown_as_zero(client, redis_db):
+    """SPEC: ours reads the seed's data and never shows 0 while hashing goes on."""
+    miner = SeedMiner(redis_db)
+    try:
+        answers = poll(client, 18)
+    finally:
+        miner.stop()
+    assert answers[-1]["workers"] == 0
+    assert all(a["speed"] > 0 or a["settling"] for a in answers[1:]), answers
+    # Steady state, 15 s after it started: within 3 % of its true rate.
+    for answer in answers[-3:]:
+        assert answer["speed"] == pytest.approx(miner.rate(), rel=0.03), (answer, miner.rate())
+    # It stopped: the speed falls to a true 0 within a few seconds.
+    time.sleep(webui.QUIET_SECONDS + 1)
+    assert client.get("/json").get_json()["speed"] == 0
+
+
+def test_heartbeats_stay_the_exact_path_beside_another_miner(
+        client, redis_server, redis_db, rng_service, hasher_service):
+    mine = worker(rng_service.url + "/32", hasher_service.url + "/", redis_server.url)
+    try:
+        alone = poll(client, 6)
+        # Only our worker: everything the counter gained is explained by its heartbeat.
+        assert [a["unreported_speed"] for a in alone[1:]] == [0.0] * (len(alone) - 1)
+        assert all(a["speed"] > 3 for a in alone[-2:]), alone
+        miner = SeedMiner(redis_db)
+        try:
+            together = poll(client, 18)
+        finally:
+            miner.stop()
+    finally:
+        mine.stop()
+    last = together[-1]
+    assert last["workers"] == 1
+    assert last["unreported_speed"] == pytest.approx(miner.rate(), rel=0.05), last
+    assert last["speed"] == pytest.approx(
+        last["unreported_speed"] + 1 / 0.3, rel=0.05), last

@@ -45,6 +45,16 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
+{{/*
+A pod's own labels: the component's podLabels over the workshop's `app: <component>`, so `kubectl get pods -l app=rng` and
+`kubectl logs -l app=worker` work as typed. Pods only, and never in a selector: selectors are
+immutable, and this keeps upgrades from older releases working.
+Usage: include "dockercoins.podLabels" (list "rng" .Values.rng.podLabels)
+*/}}
+{{- define "dockercoins.podLabels" -}}
+{{- toYaml (merge (dict) (index . 1 | default dict) (dict "app" (index . 0))) -}}
+{{- end -}}
+
 {{/* The labels every pod of the release has, whatever its component (for policies). */}}
 {{- define "dockercoins.releaseSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "dockercoins.name" . }}

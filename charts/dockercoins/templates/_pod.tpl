@@ -15,9 +15,7 @@ where $env is a YAML list of env entries (text) and grace the terminationGracePe
 metadata:
   labels:
     {{- include "dockercoins.labels" (list $root $component) | nindent 4 }}
-    {{- with $values.podLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+    {{- include "dockercoins.podLabels" (list $component $values.podLabels) | nindent 4 }}
   {{- $annotations := dict }}
   {{- if $root.Values.metrics.podAnnotations }}
   {{- $annotations = dict "prometheus.io/scrape" "true" "prometheus.io/port" "8080" "prometheus.io/path" "/metrics" }}
@@ -42,6 +40,10 @@ spec:
         {{- .env | nindent 8 }}
         - name: LOG_LEVEL
           value: {{ $root.Values.logLevel | quote }}
+        {{- if ne $component "worker" }}
+        - name: ACCESS_LOG
+          value: {{ $root.Values.accessLog | quote }}
+        {{- end }}
         {{- with $values.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}

@@ -121,6 +121,10 @@
   // Which stage the workers wait on: the workshop's "find the bottleneck" moment.
   function verdict(data) {
     const rng = data.rng_seconds, hasher = data.hasher_seconds;
+    if (!data.workers && data.speed > 0) {
+      return ["", "Hashing goes on, but no worker reports in: a miner that writes only the seed's keys " +
+        "(such as the seed's own worker). Its speed is the slope of the hashes counter."];
+    }
     if (!data.workers) return ["", "No active worker: nothing is mining. Start or scale the worker deployment."];
     if (rng == null || hasher == null) return ["", "Waiting for the workers' reports."];
     if (rng >= QUEUE_SECONDS && rng >= 2 * hasher) {
@@ -144,7 +148,9 @@
     page.clockOffset = data.now - now;
     page.downSince = null;
     if (data.settling) {
-      setState("settling", "Redis is back: waiting for every worker's next report…");
+      setState("settling", data.warming
+        ? "Hashing goes on: measuring the speed of a miner that does not report…"
+        : "Redis is back: waiting for every worker's next report…");
       return;  // some heartbeats may be missing for a second: no point rather than a false dip
     }
     page.lastGood = data.now;
@@ -152,7 +158,9 @@
     $("workers").textContent = formatCount(data.workers);
     $("coins").textContent = formatCount(data.coins);
     $("hashes").textContent = formatCount(data.hashes);
-    $("freshness").textContent = "sum of the workers' own rates over the last 10 s";
+    $("freshness").textContent = data.unreported_speed > 0
+      ? "the workers' own rates, plus the hashes counter's slope for miners that do not report"
+      : "sum of the workers' own rates over the last 10 s";
     const top = Math.max(0.5, data.rng_seconds || 0, data.hasher_seconds || 0);
     setLatency("rng", data.rng_seconds, top);
     setLatency("hasher", data.hasher_seconds, top);
