@@ -20,6 +20,11 @@ PAUSE_TAG=1.0
 PV_COUNT=6                   # local PersistentVolumes made at `up` (redis persistence, tests)
 
 NODE_DIR=$CLUSTER/node
+# containerd's sockets and the kubelet's root (which holds sockets too), in a short path of their
+# own: a unix socket path is limited to 104 bytes, which a deep CLUSTER_DIR (a pytest temp folder)
+# passes.
+RUN_DIR=/run/dockercoins-node-$(printf '%s' "$NODE_DIR" | sha256sum | cut -c1-8)
+CONTAINERD_SOCKET=$RUN_DIR/containerd.sock
 NODE_BIN=$CACHE/node-$KUBE_VERSION
 COREDNS_VERSION=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' \
   "$ROOT/ci/node/coredns/go.mod")
@@ -215,7 +220,8 @@ node_configs() {
     DNS_READY_PORT DNS_METRICS_PORT <<<"$(free_ports 7)"
   # containerd, as Debian ships it, with everything under our directory, runc (not the unusable
   # crun), and the pause image from the loopback registry.
-  sed -e "s|@DIR@|$d|g" -e "s|@REGISTRY@|$REGISTRY|g" -e "s|@PAUSE_TAG@|$PAUSE_TAG|g" \
+  mkdir -p "$RUN_DIR"
+  sed -e "s|@DIR@|$d|g" -e "s|@SOCKET@|$CONTAINERD_SOCKET|g" -e "s|@REGISTRY@|$REGISTRY|g" -e "s|@PAUSE_TAG@|$PAUSE_TAG|g" \
     -e "s|@CNI_BIN@|$CNI_BIN|g" "$ROOT/ci/node/containerd.toml" >"$d/containerd/config.toml"
   cat >"$d/certs.d/$REGISTRY/hosts.toml" <<EOF
 server = "http://$REGISTRY"
@@ -226,7 +232,7 @@ EOF
     -e "s|@NODE_IP@|$NODE_IP|g" "$ROOT/ci/node/cni.conflist" >"$d/cni/net.d/10-dockercoins.conflist"
   sed -e "s|@DIR@|$d|g" -e "s|@PKI@|$CLUSTER/pki|g" -e "s|@NODE_IP@|$NODE_IP|g" \
     -e "s|@PORT@|$KUBELET_PORT|g" -e "s|@HEALTHZ_PORT@|$KUBELET_HEALTHZ_PORT|g" \
-    -e "s|@DNS@|$DNS_SERVICE_IP|g" "$ROOT/ci/node/kubelet.yaml" >"$d/kubelet/config.yaml"
+    -e "s|@DNS@|$DNS_SERVICE_IP|g" -e "s|@SOCKET@|$CONTAINERD_SOCKET|g" "$ROOT/ci/node/kubelet.yaml" >"$d/kubelet/config.yaml"
   sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@NODE_NAME@|$NODE_NAME|g" -e "s|@NODE_IP@|$NODE_IP|g" \
     -e "s|@CLUSTER_CIDR@|$CLUSTER_CIDR|g" -e "s|@HEALTHZ_PORT@|$PROXY_HEALTHZ_PORT|g" \
     -e "s|@METRICS_PORT@|$PROXY_METRICS_PORT|g" "$ROOT/ci/node/kube-proxy.yaml" >"$d/kube-proxy.yaml"
@@ -289,10 +295,10 @@ node_up() {
   mkdir -p "$NODE_DIR"
   node_configs
   start containerd containerd --config "$NODE_DIR/containerd/config.toml"
-  wait_for containerd 30 ctr --address "$NODE_DIR/containerd/containerd.sock" version
+  wait_for containerd 30 ctr --address "$CONTAINERD_SOCKET" version
   start kubelet "$NODE_BIN/kubelet" --config "$NODE_DIR/kubelet/config.yaml" \
     --kubeconfig "$CLUSTER/kubelet.kubeconfig" --hostname-override "$NODE_NAME" \
-    --node-ip "$NODE_IP" --root-dir "$NODE_DIR/kubelet/root" \
+    --node-ip "$NODE_IP" --root-dir "$RUN_DIR/kubelet" \
     --cert-dir "$NODE_DIR/kubelet/pki" --v 1
   start kube-proxy "$NODE_BIN/kube-proxy" --config "$NODE_DIR/kube-proxy.yaml"
   start coredns "$NODE_BIN/coredns" -conf "$NODE_DIR/Corefile"
@@ -303,7 +309,7 @@ node_up() {
 
 # Every container of the node, its mounts and network namespaces, then the network.
 node_down() {
-  local sock=$NODE_DIR/containerd/containerd.sock pids=() name
+  local sock=$CONTAINERD_SOCKET pids=() name
   for name in coredns kube-proxy kubelet; do
     [ -f "$CLUSTER/pids/$name" ] && pids+=("$(cat "$CLUSTER/pids/$name")")
   done
@@ -330,7 +336,7 @@ node_down() {
   [ -x "$NODE_BIN/kube-proxy" ] && "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   # Mounts: volumes, container roots, sandbox /dev/shm; deepest first.
   local mnt
-  for mnt in $(findmnt -rn -o TARGET | grep -F "$NODE_DIR/" | sort -r); do
+  for mnt in $(findmnt -rn -o TARGET | grep -F -e "$NODE_DIR/" -e "$RUN_DIR/" | sort -r); do
     umount -l "$mnt" 2>/dev/null || true
   done
   # (The pods' network namespaces are mounts under containerd's state directory too, so their
@@ -341,5 +347,5 @@ node_down() {
     [ -d "$top" ] && { find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true; }
   done
   node_network_down
-  rm -rf "$NODE_DIR"
+  rm -rf "$NODE_DIR" "$RUN_DIR"
 }

@@ -31,12 +31,17 @@ def node_cluster(tmp_path_factory):
         c.script("down")   # again after test_down_leaves_nothing: a no-op then
 
 
+# Run last of this folder, in this order: `down` after every other test has used the session's
+# cluster, then the README's block, which needs the machine free of any other node.
+LAST = ("test_down_leaves_nothing", "test_the_node_block_as_typed")
+
+
 def pytest_collection_modifyitems(items):
-    """`down` is tested last of this folder's tests, after every other one has used the cluster."""
     here = [i for i, item in enumerate(items) if Path(item.path).parent == Path(__file__).parent]
     if here:
-        last = [items[i] for i in here if items[i].name == "test_down_leaves_nothing"]
-        rest = [items[i] for i in here if items[i].name != "test_down_leaves_nothing"]
+        mine = [items[i] for i in here]
+        rest = [item for item in mine if item.name not in LAST]
+        last = sorted((item for item in mine if item.name in LAST), key=lambda i: LAST.index(i.name))
         items[here[0]:here[-1] + 1] = rest + last
 
 

@@ -172,6 +172,7 @@ def host_state():
         "firewall rules": set().union(*(rules(*t) for t in tables)),
         "mounts": set(run("findmnt", "-rn", "-o", "TARGET").splitlines()),
         "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")},
+        "socket dirs": {str(p) for p in Path("/run").glob("dockercoins-node-*")},
         "sysctls": {name: Path(f"/proc/sys/{name}").read_text().strip() for name in
                     ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")},
         "processes": {line for line in run("ps", "-eo", "args").splitlines()
