@@ -28,15 +28,13 @@ CONTAINERD_SOCKET=$RUN_DIR/containerd.sock
 NODE_BIN=$CACHE/node-$KUBE_VERSION
 COREDNS_VERSION=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' \
   "$ROOT/ci/node/coredns/go.mod")
-# The Debian packages the node runs on; containernetworking-plugins puts bridge, host-local,
-# portmap and loopback in /usr/lib/cni.
-NODE_PACKAGES=(containerd runc containernetworking-plugins iptables iproute2 docker-registry)
 CNI_BIN=/usr/lib/cni
 . "$ROOT/ci/lib.sh"   # apt_install
 
 # ---- build ----------------------------------------------------------------------------------------
 node_build() {
-  apt_install "${NODE_PACKAGES[@]}"
+  # containernetworking-plugins puts bridge, host-local, portmap and loopback in /usr/lib/cni.
+  apt_install containerd runc containernetworking-plugins iptables iproute2 docker-registry
   if [ ! -f "$NODE_BIN/.complete" ]; then
     local minor=${KUBE_VERSION#v1.} pkg=k8s.io/component-base/version
     minor=${minor%%.*}

@@ -14,14 +14,18 @@ NEEDED = [
     ("chromium", "tests/dashboard: Playwright drives Debian's browser"),
     ("podman", "tests/containers, tests/contract"),
     ("buildah", "tests/containers: image builds"),
-    ("docker-registry", "tests/chart: helm push/pull round trip"),
+    ("docker-registry", "tests/chart: helm push/pull round trip; the real node's image registry"),
+    ("containerd", "tests/node: the real node's container runtime"),
+    ("runc", "tests/node: containerd's runtime"),
+    ("containernetworking-plugins", "tests/node: the CNI bridge, host-local, portmap, loopback"),
+    ("iptables", "tests/node: kube-proxy and the node's containment chain"),
 ]
 INSTALL = re.compile(r"(?:apt_install|apt-get install)\b([^\n]*)")
 
 
 def installed_by_ci():
     packages = set()
-    for script in (ROOT / "ci").glob("*.sh"):
+    for script in (ROOT / "ci").rglob("*.sh"):
         for args in INSTALL.findall(script.read_text().replace("\\\n", " ")):
             packages.update(re.findall(r"(?<![\w$-])([a-z0-9][a-z0-9.+-]+)", args.split("#")[0]))
     return packages
