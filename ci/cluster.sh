@@ -35,6 +35,7 @@ CT_VERSION=v3.14.0   # github.com/helm/chart-testing/v3
 GO_MIN=1.26          # kwok v0.8.0 needs go 1.26
 GO_PINNED=go1.26.8   # fetched from the Go proxy (a few seconds) only when the local go is older
 NODES=3
+SERVICE_CIDR=10.96.0.0/16   # the Services' addresses, which exist only in this cluster
 
 KUBE_BIN=$CACHE/kubernetes-$KUBE_VERSION
 ETCD_BIN=$CACHE/etcd-$ETCD_VERSION
@@ -72,20 +73,24 @@ timed() {
   say "built $name in $((SECONDS - start)) s"
 }
 
-# kube-apiserver, kube-controller-manager and kube-scheduler from k8s.io/kubernetes, with the
-# version stamped in the way the Kubernetes release build does (helm reads it for kubeVersion checks).
-build_kube() {
-  [ -f "$KUBE_BIN/.complete" ] && return 0
-  local minor=${KUBE_VERSION#v1.}
+# build_kube_cmds DIR CMD...: commands of k8s.io/kubernetes into DIR, with the version stamped in
+# the way the Kubernetes release build does (helm reads it for kubeVersion checks).
+build_kube_cmds() {
+  local dir=$1 cmd minor=${KUBE_VERSION#v1.} pkg=k8s.io/component-base/version
+  shift
   minor=${minor%%.*}
-  local pkg=k8s.io/component-base/version
   local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean"
-  mkdir -p "$KUBE_BIN"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+  mkdir -p "$dir"
+  for cmd in "$@"; do
     timed "$cmd $KUBE_VERSION" \
-      go -C "$MODDIR" build -ldflags "$ldflags" -o "$KUBE_BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+      go -C "$MODDIR" build -ldflags "$ldflags" -o "$dir/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
+}
+
+build_kube() {
+  [ -f "$KUBE_BIN/.complete" ] && return 0
+  build_kube_cmds "$KUBE_BIN" kube-apiserver kube-controller-manager kube-scheduler
   touch "$KUBE_BIN/.complete"
 }
 
@@ -307,7 +312,7 @@ up() {
     API_HOST=$NODE_IP
     # The Node authorizer and NodeRestriction limit the kubelet to its own node and pods; the API
     # server checks the kubelet's serving certificate when it asks for logs, exec or port-forward.
-    apiserver_node_flags=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+    apiserver_node_flags=(--authorization-mode "Node,RBAC" --enable-admission-plugins NodeRestriction
       --kubelet-client-certificate "$CLUSTER/pki/apiserver-kubelet-client.crt"
       --kubelet-client-key "$CLUSTER/pki/apiserver-kubelet-client.key"
       --kubelet-certificate-authority "$CLUSTER/pki/ca.crt"

@@ -56,7 +56,7 @@ done
 check "ruff" ruff check --no-cache --isolated --select E4,E7,E9,F --exclude .tools,.venv .
 check "hadolint" hadolint images/*/Dockerfile
 check "yamllint" yamllint -c ci/yamllint.yaml .
-check "shellcheck" shellcheck --shell=bash --severity=warning ci/*.sh .ci/run
+check "shellcheck" shellcheck --shell=bash --severity=warning ci/*.sh ci/*/*.sh .ci/run
 
 if [ ${#failed[@]} -gt 0 ]; then
   log "lint failed: $(printf '%s; ' "${failed[@]}")"

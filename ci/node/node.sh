@@ -2,7 +2,7 @@
 # plugins), kubelet and kube-proxy (the control plane's k8s.io/kubernetes module), CoreDNS (its Go
 # module, pinned by ci/node/coredns/go.mod), a pause image and a loopback image registry.
 # Sourced by ci/cluster.sh, which defines CLUSTER, CACHE, KUBE_VERSION, MODDIR, say, die, timed,
-# start, running, wait_for, kc, cert and kubeconfig.
+# build_kube_cmds, start, wait_for, free_ports, kc, cert and kubeconfig.
 #
 # Everything this node makes exists only on this machine: a bridge with the node address, pod
 # and Service ranges that no real network uses, and a firewall chain that drops every packet a pod
@@ -13,9 +13,8 @@ NODE_BRIDGE=dcnode0
 NODE_IP=10.244.0.1           # the bridge's address: the node's InternalIP, the pods' gateway
 POD_SUBNET=10.244.0.0/24     # this node's pods
 CLUSTER_CIDR=10.244.0.0/16
-SERVICE_CIDR=10.96.0.0/16    # as kube-apiserver --service-cluster-ip-range
-DNS_SERVICE_IP=10.96.0.10
-NODE_CHAIN=DOCKERCOINS-NODE  # the containment rules, in the filter table
+DNS_SERVICE_IP=10.96.0.10    # in ci/cluster.sh's SERVICE_CIDR
+NODE_CHAIN=DOCKERCOINS-NODE  # the containment rules, in the mangle table
 PAUSE_TAG=1.0
 PV_COUNT=6                   # local PersistentVolumes made at `up` (redis persistence, tests)
 
@@ -25,7 +24,9 @@ NODE_DIR=$CLUSTER/node
 # passes.
 RUN_DIR=/run/dockercoins-node-$(printf '%s' "$NODE_DIR" | sha256sum | cut -c1-8)
 CONTAINERD_SOCKET=$RUN_DIR/containerd.sock
-NODE_BIN=$CACHE/node-$KUBE_VERSION
+# The node's binaries, cached per version and per recipe (our CoreDNS and pause sources).
+NODE_BIN=$CACHE/node-$KUBE_VERSION-$(cat "$ROOT"/ci/node/coredns/go.* "$ROOT"/ci/node/*/main.go |
+  sha256sum | cut -c1-8)
 COREDNS_VERSION=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' \
   "$ROOT/ci/node/coredns/go.mod")
 CNI_BIN=/usr/lib/cni
@@ -36,15 +37,7 @@ node_build() {
   # containernetworking-plugins puts bridge, host-local, portmap and loopback in /usr/lib/cni.
   apt_install containerd runc containernetworking-plugins iptables iproute2 docker-registry
   if [ ! -f "$NODE_BIN/.complete" ]; then
-    local minor=${KUBE_VERSION#v1.} pkg=k8s.io/component-base/version
-    minor=${minor%%.*}
-    local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean"
-    mkdir -p "$NODE_BIN"
-    for cmd in kubelet kube-proxy; do
-      timed "$cmd $KUBE_VERSION" \
-        go -C "$MODDIR" build -ldflags "$ldflags" -o "$NODE_BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd"
-    done
+    build_kube_cmds "$NODE_BIN" kubelet kube-proxy
     timed "coredns $COREDNS_VERSION" \
       go -C "$ROOT/ci/node/coredns" build -ldflags "-s -w" -o "$NODE_BIN/coredns" .
     timed "pause" go -C "$ROOT/ci/node/pause" build -ldflags "-s -w" -o "$NODE_BIN/pause" .
@@ -181,6 +174,18 @@ node_images() {
   fi
   push "$pause" "dockercoins/pause:$PAUSE_TAG"
   push localhost/redis-test:bookworm dockercoins/redis-test:bookworm
+  # httping, which the workshop runs from a pod against the rng and hasher ClusterIPs: Debian's
+  # package on the local base, as an unprivileged user.
+  local httping=localhost/dockercoins/httping:bookworm
+  if ! buildah inspect --type image "$httping" >/dev/null 2>&1; then
+    ctr=$(buildah from --quiet localhost/python-base:bookworm)
+    buildah run --isolation chroot --volume /etc/ssl/certs:/etc/ssl/certs:ro "$ctr" -- sh -c \
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends httping >/dev/null && rm -rf /var/lib/apt/lists/*'
+    buildah config --user 65534:65534 --cmd '["httping", "--version"]' "$ctr"
+    buildah commit --quiet "$ctr" "$httping" >/dev/null
+    buildah rm "$ctr" >/dev/null
+  fi
+  push "$httping" dockercoins/httping:bookworm
   # The app images of this checkout, tagged with its content so a changed tree is rebuilt. pip
   # inside the build gets the host's CA bundle and pip config (this machine's egress re-signs TLS).
   tag=$(node_image_tag)
@@ -212,7 +217,7 @@ node_image_tag() {
 
 # ---- processes ------------------------------------------------------------------------------------
 node_configs() {
-  local d=$NODE_DIR ports
+  local d=$NODE_DIR
   mkdir -p "$d/containerd" "$d/cni/net.d" "$d/cni/ipam" "$d/kubelet" "$d/certs.d/$REGISTRY" "$d/volumes"
   read -r KUBELET_PORT KUBELET_HEALTHZ_PORT PROXY_HEALTHZ_PORT PROXY_METRICS_PORT DNS_HEALTH_PORT \
     DNS_READY_PORT DNS_METRICS_PORT <<<"$(free_ports 7)"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cluster"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "workshop"))   # test_workshop_on_node.py
 import kube  # noqa: E402
 import node  # noqa: E402  (tests/node/node.py)
 

@@ -129,3 +129,17 @@ def test_scale_down_loses_and_doubles_nothing(app):
     app.stop_all_workers()
     totals.update(final_totals({survivor: followers[survivor]}))
     assert int(app.redis("GET", "hashes")) == sum(totals.values()), totals
+
+
+def test_a_servicemonitor_without_its_crd_is_refused_by_the_server(node_cluster):
+    """This cluster has no prometheus-operator: asked for a ServiceMonitor, the chart renders it
+    and the API server says the kind is unknown, instead of the value doing nothing."""
+    namespace = node_cluster.new_namespace("sm")
+    try:
+        proc = node_cluster.run(["helm", "install", "dockercoins", "charts/dockercoins", "-n",
+                                 namespace, "-f", node_cluster.values_file,
+                                 "--set", "metrics.serviceMonitor.enabled=true"], check=False)
+        assert proc.returncode != 0
+        assert 'no matches for kind "ServiceMonitor"' in proc.stderr, proc.stderr
+    finally:
+        node_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

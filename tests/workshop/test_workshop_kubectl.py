@@ -18,9 +18,11 @@ def workshop(cluster, tmp_path):
     namespace = f"workshop-{uuid.uuid4().hex[:6]}"
     kubeconfig = tmp_path / "kubeconfig"
     shutil.copy(cluster.kubeconfig, kubeconfig)
+    # A cluster that pulls images for real (tests/node) says where they are.
+    values = f"-f {cluster.values_file}" if hasattr(cluster, "values_file") else ""
     shell(cluster, f"""
 helm upgrade --install dockercoins {CHART} --namespace {namespace} --create-namespace \\
-  --wait --timeout 5m
+  {values} --wait --timeout 5m
 kubectl config set-context --current --namespace={namespace}
 """, kubeconfig)
     yield lambda script: shell(cluster, script, kubeconfig)
