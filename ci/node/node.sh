@@ -87,6 +87,9 @@ remove_new_chains() {
 node_network_up() {
   ip link show "$NODE_BRIDGE" >/dev/null 2>&1 &&
     die "$NODE_BRIDGE exists: another node cluster is up (ci/cluster.sh down with its CLUSTER_DIR)"
+  # From here on the machine-wide parts (bridge, firewall, sysctls, cgroups) are this cluster's,
+  # and only its `down` removes them: the `down` of an `up` that stopped above must not.
+  touch "$NODE_DIR/owns-network"
   chains >"$NODE_DIR/chains.before"
   # The bridge the CNI plugin attaches pods to, made first so the node address exists before the
   # API server binds to it.
@@ -335,8 +338,6 @@ node_down() {
     for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  # kube-proxy's own rules (KUBE-* chains), removed the way kube-proxy documents.
-  [ -x "$NODE_BIN/kube-proxy" ] && "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   # Mounts: volumes, container roots, sandbox /dev/shm; deepest first.
   local mnt
   for mnt in $(findmnt -rn -o TARGET | grep -F -e "$NODE_DIR/" -e "$RUN_DIR/" | sort -r); do
@@ -344,11 +345,15 @@ node_down() {
   done
   # (The pods' network namespaces are mounts under containerd's state directory too, so their
   # veths went with them.)
-  # The pods' cgroups, in each v1 hierarchy (kubelet's cgroupfs driver: /kubepods/...).
-  local top
-  for top in /sys/fs/cgroup/*/kubepods; do
-    [ -d "$top" ] && { find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true; }
-  done
-  node_network_down
+  if [ -f "$NODE_DIR/owns-network" ]; then
+    # kube-proxy's own rules (KUBE-* chains), removed the way kube-proxy documents.
+    "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+    # The pods' cgroups, in each v1 hierarchy (kubelet's cgroupfs driver: /kubepods/...).
+    local top
+    for top in /sys/fs/cgroup/*/kubepods; do
+      [ -d "$top" ] && { find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true; }
+    done
+    node_network_down
+  fi
   rm -rf "$NODE_DIR" "$RUN_DIR"
 }
