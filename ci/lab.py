@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """The scaling lab on any cluster, through the official `kubernetes` Python client.
 
   ci/lab.py [--namespace NS] [--release R] scale worker|rng N [--timeout S] [--no-wait]
@@ -35,34 +36,38 @@ class LabError(Exception):
 
 
 class Progress:
-    """One status line on stderr: rewritten in place with \\r on a terminal, otherwise printed
-    as plain lines, each only when it changes."""
+    """One status line on stderr: rewritten in place with \\r on a terminal. Otherwise (a CI log)
+    plain lines: one when the STATE changes, and at most one per EVERY seconds in between."""
 
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, stream=sys.stderr, every=10.0):
         self.stream = stream
         self.tty = stream.isatty()
-        self.last = None
+        self.every = every
+        self.state = self.printed_at = None
 
-    def __call__(self, text):
+    def __call__(self, text, state=None):
+        state = text if state is None else state
         if self.tty:
             self.stream.write(f"\r{text}\x1b[K")
             self.stream.flush()
-        elif text != self.last:
+        elif state != self.state or time.monotonic() - self.printed_at >= self.every:
             print(text, file=self.stream, flush=True)
-        self.last = text
+            self.printed_at = time.monotonic()
+        self.state = state
 
     def done(self):
         """End the line so the next output starts on its own."""
-        if self.tty and self.last is not None:
+        if self.tty and self.state is not None:
             self.stream.write("\n")
             self.stream.flush()
-        self.last = None
+        self.state = None
 
 
 def forbidden_fix(namespace, message):
-    """The 403 message of the API server, with the verb and resource it names and the Role needed."""
+    """An RBAC 403 message of the API server, with the verb and resource it names and the Role
+    needed."""
     match = re.search(r'cannot (\w+) resource "([^"]+)"', message)
-    what = f"{match.group(1)} {match.group(2)}" if match else "this request"
+    what = f"{match.group(1)} {match.group(2)}"
     return (f"forbidden: the API server denies {what} in namespace {namespace} ({message}).\n"
             f"Fix: bind a Role in {namespace} to this user or ServiceAccount granting "
             f"{ROLE_RULES} (docs/lab.md has one), or use a kubeconfig that has it.")
@@ -73,7 +78,13 @@ class Lab:
 
     def __init__(self, namespace="dockercoins", release="dockercoins", kubeconfig=None,
                  progress=None):
-        from kubernetes import client, config
+        try:
+            from kubernetes import client, config
+        except ImportError:
+            raise LabError("the `kubernetes` Python client is not installed for "
+                           f"{sys.executable}.\nFix: run ci/lab.py with the repo's venv "
+                           "(`. ci/lib.sh && ensure_venv`, then `.venv/bin/python ci/lab.py "
+                           "...`), or `pip install -r ci/requirements.txt`.") from None
         self.ns = namespace
         self.release = release
         self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
@@ -104,7 +115,8 @@ class Lab:
                 message = json.loads(e.body)["message"]
             except (TypeError, ValueError, KeyError):
                 message = e.body or e.reason
-            if e.status == 403:
+            # RBAC's 403 names the verb and resource; the service proxy's own 403 does not.
+            if e.status == 403 and re.search(r"cannot \w+ resource", message):
                 raise LabError(forbidden_fix(self.ns, message)) from None
             if e.status == 401:
                 raise LabError(f"unauthorized by the API server at {self.host} ({message}).\n"
@@ -179,7 +191,12 @@ class Lab:
         fresh = (st.observed_generation or 0) >= (obj.metadata.generation or 0)
         pods = len(self.pods(component))
         done = fresh and have == (want, want) and pods == want
-        return done, f"{component} {have[1]}/{want} ready"
+        text = f"{component} {have[1]}/{want} ready"
+        if have[0] != want:
+            text += f", {have[0]}/{want} updated"
+        if pods != want:
+            text += f", {pods} pods"
+        return done, text
 
     def wait(self, components, timeout=180.0):
         """Wait until each component's rollout is done. LabError after TIMEOUT seconds, with the
@@ -188,8 +205,8 @@ class Lab:
         while True:
             states = [self.rolled_out(c) for c in components]
             elapsed = time.monotonic() - started
-            self.progress(f"waiting for the rollout: {', '.join(s for _, s in states)} "
-                          f"({elapsed:.0f} s)")
+            status = ", ".join(s for _, s in states)
+            self.progress(f"waiting for the rollout: {status} ({elapsed:.0f} s)", status)
             if all(done for done, _ in states):
                 self.progress.done()
                 return
@@ -213,7 +230,9 @@ class Lab:
                         for c in pod.status.conditions or [])
             if ready:
                 continue
-            for cs in (pod.status.container_statuses or []) + (pod.status.init_container_statuses or []):
+            statuses = ((pod.status.init_container_statuses or [])
+                        + (pod.status.container_statuses or []))
+            for cs in statuses:
                 waiting = cs.state.waiting if cs.state else None
                 if waiting and waiting.reason:
                     lines.append(f"  pod {pod.metadata.name}: {cs.name} {waiting.reason}: "
@@ -269,8 +288,15 @@ class Lab:
     def hashes(self, service=None):
         """The `hashes` counter of webui's /json, through the API server's service proxy."""
         service = service or self.webui()
-        raw = self.call(self.core.connect_get_namespaced_service_proxy_with_path, service,
-                        self.ns, "json", _preload_content=False)
+        try:
+            raw = self.call(self.core.connect_get_namespaced_service_proxy_with_path, service,
+                            self.ns, "json", _preload_content=False)
+        except LabError as e:
+            if "forbidden:" in str(e) or "no cluster" in str(e):
+                raise
+            raise LabError(f"cannot read webui's /json through the service proxy ({service}): "
+                           f"{e}\nFix: webui needs a ready pod the API server can reach (a "
+                           "real node; kwok's pods do not run).") from None
         try:
             return json.loads(raw.data)["hashes"]
         except (ValueError, KeyError, TypeError):
@@ -284,7 +310,8 @@ class Lab:
         def tick(elapsed, samples):
             first, last = samples[0], samples[-1]
             rate = (last[1] - first[1]) / (last[0] - first[0]) if len(samples) > 1 else 0.0
-            self.progress(f"measuring: {elapsed:.0f}/{seconds:.0f} s, about {rate:.1f} hashes/s")
+            self.progress(f"measuring: {elapsed:.0f}/{seconds:.0f} s, about {rate:.1f} hashes/s",
+                          "measuring")
         speed = scaling.slope(lambda: self.hashes(service), seconds, tick=tick)
         self.progress.done()
         return speed

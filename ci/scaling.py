@@ -63,8 +63,8 @@ def row(workers, rng, measured):
 
 def table(rows):
     """The Markdown table of rows made by row()."""
-    lines = ["| W | R | measured on real pods | model min(3.33 W, 10 R) | random-balancing estimate |",
-             "|---|---|---|---|---|"]
+    lines = ["| W | R | measured on real pods | model min(3.33 W, 10 R) "
+             "| random-balancing estimate |", "|---|---|---|---|---|"]
     for workers, rng, measured, expected, balanced in rows:
         lines.append(f"| {workers} | {rng} | {measured:.2f} | {expected:.2f} | {balanced:.1f} |")
     return "\n".join(lines)

@@ -2,13 +2,20 @@
 API server, rng made a DaemonSet through helm, and each error provoked for real (a wrong
 namespace, a missing release, a ServiceAccount without the Role, no cluster, a rollout that
 cannot become ready), each with its fix, exit 1 and no traceback."""
+import os
+import pty
+import re
 import socket
+import subprocess
+import sys
 
 import pytest
 import yaml
 from kubernetes import client, config
 
-from kube import component, wait_until
+from kube import ROOT, component
+
+LAB = ROOT / "ci" / "lab.py"
 
 
 @pytest.fixture
@@ -126,3 +133,42 @@ def test_rollout_never_ready_names_the_reason(cluster, apps, release, lab):
     status, _, err = lab("-n", release, "--timeout", 15, "scale", "worker", 2)
     assert_clean_error(status, err, "rollout of worker not ready after 15 s", "FailedScheduling",
                        "--timeout")
+
+
+def test_the_role_in_docs_is_enough(cluster, release, lab_with, tmp_path):
+    """docs/lab.md's Role, bound to the ServiceAccount that was denied above, lets it scale; its
+    `measure` gets past RBAC to the service proxy (kwok's webui pod does not run, so the proxy
+    itself refuses, and the message says so, not "forbidden")."""
+    kubeconfig = token_kubeconfig(cluster, release, tmp_path / "lab.kubeconfig")
+    role = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "lab.md").read_text(), re.S).group(1)
+    cluster.apply(role, "-n", release)
+    cluster.kubectl("-n", release, "create", "rolebinding", "lab", "--role", "dockercoins-lab",
+                    f"--serviceaccount={release}:no-role")
+    env = {**cluster.env, "KUBECONFIG": str(kubeconfig)}
+    status, out, err = lab_with(env, "-n", release, "scale", "worker", 2)
+    assert status == 0, err
+    assert out.strip() == "worker: 2 replicas"
+    status, _, err = lab_with(env, "-n", release, "measure", "--seconds", 1)
+    assert_clean_error(status, err, "cannot read webui's /json through the service proxy")
+    assert "forbidden:" not in err, err
+
+
+def test_progress_line_on_a_terminal(cluster, release):
+    """On a terminal the progress line is rewritten in place (\\r), and ends with a newline."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(LAB), "-n", release, "scale", "worker", "3"],
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:   # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=120) == 0, seen
+    os.close(leader)
+    assert b"\rwaiting for the rollout: worker" in seen, seen
+    assert seen.endswith(b"\r\n") and seen.count(b"\n") == 1, seen   # one line, rewritten
