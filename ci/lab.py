@@ -113,8 +113,10 @@ class Lab:
         except ApiException as e:
             try:
                 message = json.loads(e.body)["message"]
-            except (TypeError, ValueError, KeyError):
-                message = e.body or e.reason
+            except (TypeError, ValueError, KeyError):   # not a Status: a proxied page, say
+                body = e.body or e.reason or ""
+                message = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+                message = message.strip()[:300]
             # RBAC's 403 names the verb and resource; the service proxy's own 403 does not.
             if e.status == 403 and re.search(r"cannot \w+ resource", message):
                 raise LabError(forbidden_fix(self.ns, message)) from None
