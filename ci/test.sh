@@ -27,6 +27,7 @@ ensure_redis
 ensure_venv tests/*/requirements.txt
 if wants containers || wants contract; then ci/podman-setup.sh; fi
 if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
+if wants lab; then ci/tools.sh helm kubectl; fi   # ci/lab.py rng-kind runs helm
 if wants pipeline || wants cluster || wants node; then
   ensure_npm_tool gitlab-ci-local
   apt_install rsync   # gitlab-ci-local copies the tracked files with rsync before it runs a job
@@ -40,7 +41,7 @@ if wants workshop; then
   apt_install httping       # the workshop times rng and hasher with it
   ci/tools.sh helm kubectl
 fi
-if wants cluster || wants workshop; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
+if wants cluster || wants workshop || wants lab; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
 # The real node: containerd and CNI (apt), kubelet, kube-proxy and CoreDNS (Go), the images.
 if wants node; then ci/cluster.sh build --node; fi
 

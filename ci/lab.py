@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""The scaling lab on any cluster, through the official `kubernetes` Python client.
+
+  ci/lab.py [--namespace NS] [--release R] scale worker|rng N [--timeout S] [--no-wait]
+  ci/lab.py rng-kind DaemonSet|Deployment          (helm upgrade --reset-then-reuse-values)
+  ci/lab.py measure [--seconds S]                  hashes/s from webui's /json
+  ci/lab.py experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S] [--out PNG]
+
+The cluster is the current context of KUBECONFIG (~/.kube/config by default; in a pod, its own
+ServiceAccount). The release's objects are found by their labels (app.kubernetes.io/instance and
+app.kubernetes.io/component), so any namePrefix works. Errors say what to fix and exit 1 (2 for
+bad arguments), never with a traceback. See docs/lab.md."""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scaling  # noqa: E402  (ci/scaling.py)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "dockercoins"
+REQUEST_TIMEOUT = 15   # seconds for one API call: an unreachable server fails, never hangs
+# What the lab itself needs in the release's namespace (helm upgrade, for rng-kind, needs more).
+ROLE_RULES = ("deployments, deployments/scale, daemonsets (apps): get, list, patch; "
+              "pods, events, services: get, list; services/proxy: get")
+
+
+class LabError(Exception):
+    """A failure with the fix in its message: printed as is, exit status 1."""
+
+
+class Progress:
+    """One status line on stderr: rewritten in place with \\r on a terminal. Otherwise (a CI log)
+    plain lines: one when the STATE changes, and at most one per EVERY seconds in between."""
+
+    def __init__(self, stream=sys.stderr, every=10.0):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = every
+        self.state = self.printed_at = None
+
+    def __call__(self, text, state=None):
+        state = text if state is None else state
+        if self.tty:
+            self.stream.write(f"\r{text}\x1b[K")
+            self.stream.flush()
+        elif state != self.state or time.monotonic() - self.printed_at >= self.every:
+            print(text, file=self.stream, flush=True)
+            self.printed_at = time.monotonic()
+        self.state = state
+
+    def done(self):
+        """End the line so the next output starts on its own."""
+        if self.tty and self.state is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.state = None
+
+
+def forbidden_fix(namespace, message):
+    """An RBAC 403 message of the API server, with the verb and resource it names and the Role
+    needed."""
+    match = re.search(r'cannot (\w+) resource "([^"]+)"', message)
+    what = f"{match.group(1)} {match.group(2)}"
+    return (f"forbidden: the API server denies {what} in namespace {namespace} ({message}).\n"
+            f"Fix: bind a Role in {namespace} to this user or ServiceAccount granting "
+            f"{ROLE_RULES} (docs/lab.md has one), or use a kubeconfig that has it.")
+
+
+class Lab:
+    """One release of the chart in one namespace of the cluster in the kubeconfig."""
+
+    def __init__(self, namespace="dockercoins", release="dockercoins", kubeconfig=None,
+                 progress=None):
+        try:
+            from kubernetes import client, config
+        except ImportError:
+            raise LabError("the `kubernetes` Python client is not installed for "
+                           f"{sys.executable}.\nFix: run ci/lab.py with the repo's venv "
+                           "(`. ci/lib.sh && ensure_venv`, then `.venv/bin/python ci/lab.py "
+                           "...`), or `pip install -r ci/requirements.txt`.") from None
+        self.ns = namespace
+        self.release = release
+        self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+        self.progress = progress or Progress()
+        try:
+            if self.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                api = config.new_client_from_config(config_file=self.kubeconfig)
+            else:
+                config.load_incluster_config()
+                api = client.ApiClient()
+        except (config.ConfigException, OSError, ValueError, TypeError) as e:
+            where = self.kubeconfig or "~/.kube/config"
+            raise LabError(f"no cluster: cannot load the kubeconfig {where} ({e}).\n"
+                           "Fix: set KUBECONFIG (or --kubeconfig) to the file of a running "
+                           "cluster, e.g. the one `ci/cluster.sh up` writes.") from None
+        self.host = api.configuration.host
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    # --- every API call goes through call(): one timeout, errors that name the fix -------------
+    def call(self, method, *args, **kw):
+        from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+        try:
+            return method(*args, _request_timeout=REQUEST_TIMEOUT, **kw)
+        except ApiException as e:
+            try:
+                message = json.loads(e.body)["message"]
+            except (TypeError, ValueError, KeyError):   # not a Status: a proxied page, say
+                body = e.body or e.reason or ""
+                message = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+                message = message.strip()[:300]
+            # RBAC's 403 names the verb and resource; the service proxy's own 403 does not.
+            if e.status == 403 and re.search(r"cannot \w+ resource", message):
+                raise LabError(forbidden_fix(self.ns, message)) from None
+            if e.status == 401:
+                raise LabError(f"unauthorized by the API server at {self.host} ({message}).\n"
+                               "Fix: renew the kubeconfig's credentials (token or "
+                               "certificate).") from None
+            raise LabError(f"the API server at {self.host} answered {e.status} {e.reason}: "
+                           f"{message}") from None
+        except (HTTPError, OSError) as e:
+            raise LabError(f"no cluster: the API server at {self.host} does not answer ({e}).\n"
+                           "Fix: start the cluster (`ci/cluster.sh up`) or point KUBECONFIG at "
+                           "one that runs.") from None
+
+    # --- the release's objects ---------------------------------------------------------------
+    def selector(self, component):
+        return f"app.kubernetes.io/instance={self.release},app.kubernetes.io/component={component}"
+
+    def workload(self, component):
+        """(kind, object) of a component: 'Deployment' or 'DaemonSet'. LabError if the release
+        has none in the namespace."""
+        for kind, lister in (("Deployment", self.apps.list_namespaced_deployment),
+                             ("DaemonSet", self.apps.list_namespaced_daemon_set)):
+            items = self.call(lister, self.ns, label_selector=self.selector(component)).items
+            if items:
+                return kind, items[0]
+        raise LabError(
+            f"release {self.release!r} not found in namespace {self.ns!r}: no {component} "
+            f"Deployment or DaemonSet labelled app.kubernetes.io/instance={self.release}.\n"
+            f"Fix: pass --namespace and --release of an installed release (`helm list -A`), or "
+            f"install one: helm install {self.release} charts/dockercoins -n {self.ns} "
+            "--create-namespace")
+
+    def deployment(self, component):
+        kind, obj = self.workload(component)
+        if kind != "Deployment":
+            raise LabError(f"{component} is a {kind} in {self.ns}, which has no replica count.\n"
+                           f"Fix: ci/lab.py -n {self.ns} rng-kind Deployment")
+        return obj
+
+    def pods(self, component):
+        """The component's pods that are not terminating."""
+        items = self.call(self.core.list_namespaced_pod, self.ns,
+                          label_selector=self.selector(component)).items
+        return [p for p in items if not p.metadata.deletion_timestamp]
+
+    def replicas(self, component):
+        """(ready, desired) of a component, as the workload's status says."""
+        kind, obj = self.workload(component)
+        if kind == "DaemonSet":
+            return obj.status.number_ready or 0, obj.status.desired_number_scheduled or 0
+        return obj.status.ready_replicas or 0, obj.spec.replicas or 0
+
+    # --- scale and wait --------------------------------------------------------------------
+    def scale(self, component, replicas):
+        """Set a Deployment's replicas through its scale subresource."""
+        if replicas < 0:
+            raise LabError(f"replicas must be 0 or more, not {replicas}")
+        obj = self.deployment(component)
+        self.call(self.apps.patch_namespaced_deployment_scale, obj.metadata.name, self.ns,
+                  {"spec": {"replicas": replicas}})
+
+    def rolled_out(self, component):
+        """(done, status text) of a component's rollout: every pod updated, ready, and the
+        terminating ones gone."""
+        kind, obj = self.workload(component)
+        st = obj.status
+        if kind == "DaemonSet":
+            want = st.desired_number_scheduled or 0
+            have = (st.updated_number_scheduled or 0, st.number_ready or 0)
+        else:
+            want = obj.spec.replicas or 0
+            have = (st.updated_replicas or 0, st.ready_replicas or 0)
+        fresh = (st.observed_generation or 0) >= (obj.metadata.generation or 0)
+        pods = len(self.pods(component))
+        done = fresh and have == (want, want) and pods == want
+        text = f"{component} {have[1]}/{want} ready"
+        if have[0] != want:
+            text += f", {have[0]}/{want} updated"
+        if pods != want:
+            text += f", {pods} pods"
+        return done, text
+
+    def wait(self, components, timeout=180.0):
+        """Wait until each component's rollout is done. LabError after TIMEOUT seconds, with the
+        pods' waiting reasons and events that say why."""
+        started = time.monotonic()
+        while True:
+            states = [self.rolled_out(c) for c in components]
+            elapsed = time.monotonic() - started
+            status = ", ".join(s for _, s in states)
+            self.progress(f"waiting for the rollout: {status} ({elapsed:.0f} s)", status)
+            if all(done for done, _ in states):
+                self.progress.done()
+                return
+            if elapsed > timeout:
+                self.progress.done()
+                late = [c for c, (done, _) in zip(components, states) if not done]
+                raise LabError(f"rollout of {', '.join(late)} not ready after {timeout:.0f} s "
+                               f"({'; '.join(s for _, s in states)}).\n"
+                               + "\n".join(self.why(c) for c in late)
+                               + "\nFix: the reasons above (an image name or tag, a registry "
+                               "pull secret, resources), or a longer --timeout.")
+            time.sleep(1)
+
+    def why(self, component):
+        """Why a component's pods are not ready: their containers' waiting reasons and the
+        namespace's recent Warning events about them (or about the workload itself)."""
+        lines = []
+        pods = self.pods(component)
+        for pod in pods:
+            ready = any(c.type == "Ready" and c.status == "True"
+                        for c in pod.status.conditions or [])
+            if ready:
+                continue
+            statuses = ((pod.status.init_container_statuses or [])
+                        + (pod.status.container_statuses or []))
+            for cs in statuses:
+                waiting = cs.state.waiting if cs.state else None
+                if waiting and waiting.reason:
+                    lines.append(f"  pod {pod.metadata.name}: {cs.name} {waiting.reason}: "
+                                 f"{waiting.message or ''}".rstrip(": "))
+        names = {p.metadata.name for p in pods}
+        events = self.call(self.core.list_namespaced_event, self.ns).items
+        for ev in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or "")):
+            obj = ev.involved_object
+            if ev.type == "Warning" and (obj.name in names or obj.name.startswith(component)):
+                lines.append(f"  event {obj.kind}/{obj.name}: {ev.reason}: {ev.message}")
+        if not lines:
+            lines.append(f"  {component}: no pod waiting reason or Warning event yet")
+        return "\n".join(lines[-15:])
+
+    # --- rng's kind, through helm ----------------------------------------------------------
+    def rng_kind(self, kind, chart=CHART, timeout=180.0):
+        """Make rng a DaemonSet or a Deployment with `helm upgrade --reset-then-reuse-values`
+        (plain --reuse-values brings back a replicaCount set to null: a Helm bug). The worker
+        count scaled by hand is passed on, so the upgrade does not reset it."""
+        if kind not in ("DaemonSet", "Deployment"):
+            raise LabError(f"rng-kind takes DaemonSet or Deployment, not {kind!r}")
+        workers = self.deployment("worker").spec.replicas or 0
+        helm = shutil.which("helm") or shutil.which("helm", path=str(ROOT / ".tools" / "bin"))
+        if not helm:
+            raise LabError("helm not found on PATH.\nFix: install Helm 3.14+ "
+                           "(`ci/tools.sh helm` puts it in .tools/bin).")
+        argv = [helm, "upgrade", self.release, str(chart), "-n", self.ns,
+                "--reset-then-reuse-values", "--set", f"rng.kind={kind}",
+                "--set", "rng.replicaCount=null", "--set", f"worker.replicaCount={workers}"]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", self.kubeconfig]
+        self.progress(f"helm upgrade {self.release}: rng.kind={kind}")
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        self.progress.done()
+        if proc.returncode != 0:
+            raise LabError(f"helm upgrade failed:\n{proc.stderr.strip()}\n"
+                           "Fix: the error above; helm needs rights on the release's objects "
+                           "and its Secrets in the namespace.")
+        self.wait(["rng", "worker"], timeout)
+
+    # --- the speed ------------------------------------------------------------------------
+    def webui(self):
+        """NAME:PORT of the release's webui Service, as the service proxy takes it."""
+        self.workload("webui")   # the release is there
+        services = self.call(self.core.list_namespaced_service, self.ns,
+                             label_selector=self.selector("webui")).items
+        if not services:
+            raise LabError(f"no webui Service of release {self.release!r} in {self.ns!r}.\n"
+                           "Fix: install the chart with webui (the default).")
+        svc = services[0]
+        return f"{svc.metadata.name}:{svc.spec.ports[0].port}"
+
+    def hashes(self, service=None):
+        """The `hashes` counter of webui's /json, through the API server's service proxy."""
+        service = service or self.webui()
+        try:
+            raw = self.call(self.core.connect_get_namespaced_service_proxy_with_path, service,
+                            self.ns, "json", _preload_content=False)
+        except LabError as e:
+            if "forbidden:" in str(e) or "no cluster" in str(e):
+                raise
+            raise LabError(f"cannot read webui's /json through the service proxy ({service}): "
+                           f"{e}\nFix: webui needs a ready pod the API server can reach (a "
+                           "real node; kwok's pods do not run).") from None
+        try:
+            return json.loads(raw.data)["hashes"]
+        except (ValueError, KeyError, TypeError):
+            raise LabError(f"webui's /json through the service proxy ({service}) is not the "
+                           f"app's JSON: {raw.data[:200]!r}") from None
+
+    def measure(self, seconds=20.0):
+        """Hashes/s: the least-squares slope of `hashes` over a window of SECONDS."""
+        service = self.webui()
+
+        def tick(elapsed, samples):
+            first, last = samples[0], samples[-1]
+            rate = (last[1] - first[1]) / (last[0] - first[0]) if len(samples) > 1 else 0.0
+            self.progress(f"measuring: {elapsed:.0f}/{seconds:.0f} s, about {rate:.1f} hashes/s",
+                          "measuring")
+        speed = scaling.slope(lambda: self.hashes(service), seconds, tick=tick)
+        self.progress.done()
+        return speed
+
+    def step(self, workers, rng, seconds, settle, timeout):
+        """Scale to (WORKERS, RNG) (RNG None: a DaemonSet, left as it is), wait, let the new
+        workers' first loops and flushes pass, measure. Returns scaling.row()."""
+        self.scale("worker", workers)
+        if rng is not None:
+            self.scale("rng", rng)
+        self.wait(["worker", "rng"], timeout)
+        if settle:
+            self.progress(f"settling {settle:.0f} s")
+            time.sleep(settle)
+        speed = self.measure(seconds)
+        ready_rng = self.replicas("rng")[0]
+        return scaling.row(workers, ready_rng, speed)
+
+    def experiment(self, workers=(1, 2, 3, 5, 10), rng=3, daemonset=False, seconds=20.0,
+                   settle=10.0, timeout=180.0, chart=CHART):
+        """The workshop: WORKERS on one rng, then the most workers on RNG rng (or an rng
+        DaemonSet). Returns the rows, one per step."""
+        if self.workload("rng")[0] == "DaemonSet":
+            self.rng_kind("Deployment", chart, timeout)
+        rows = []
+        for w in workers:
+            rows.append(self.step(w, 1, seconds, settle, timeout))
+            print(f"W={w} R=1: {rows[-1][2]:.2f} hashes/s", file=sys.stderr)
+        top = max(workers)
+        if daemonset:
+            self.rng_kind("DaemonSet", chart, timeout)
+            rows.append(self.step(top, None, seconds, settle, timeout))
+        else:
+            rows.append(self.step(top, rng, seconds, settle, timeout))
+        print(f"W={top} R={rows[-1][1]}: {rows[-1][2]:.2f} hashes/s", file=sys.stderr)
+        return rows
+
+
+def counts(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of counts: {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"worker counts must be 1 or more: {text!r}")
+    return values
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="ci/lab.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", "--namespace", default="dockercoins", help="the release's namespace")
+    p.add_argument("--release", default="dockercoins", help="the Helm release name")
+    p.add_argument("--kubeconfig", help="default: $KUBECONFIG, then ~/.kube/config")
+    p.add_argument("--timeout", type=float, default=180.0,
+                   help="seconds a rollout may take before it is an error (default 180)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scale", help="set the worker or rng replicas and wait for the rollout")
+    s.add_argument("component", choices=("worker", "rng"))
+    s.add_argument("replicas", type=int)
+    s.add_argument("--no-wait", action="store_true", help="do not wait for the rollout")
+    k = sub.add_parser("rng-kind", help="make rng a DaemonSet or a Deployment (helm upgrade)")
+    k.add_argument("kind", choices=("DaemonSet", "Deployment"))
+    k.add_argument("--chart", default=str(CHART), help="the chart to upgrade with")
+    m = sub.add_parser("measure", help="hashes/s over a window, from webui's /json")
+    m.add_argument("--seconds", type=float, default=20.0)
+    e = sub.add_parser("experiment", help="the workshop's cells, the table and the plot")
+    e.add_argument("--workers", type=counts, default=[1, 2, 3, 5, 10],
+                   help="worker counts on one rng (default 1,2,3,5,10)")
+    e.add_argument("--rng", type=int, default=3, help="rng replicas of the last step (default 3)")
+    e.add_argument("--daemonset", action="store_true", help="last step: rng as a DaemonSet")
+    e.add_argument("--seconds", type=float, default=20.0, help="window per step (default 20)")
+    e.add_argument("--settle", type=float, default=10.0,
+                   help="seconds between a ready rollout and its window (default 10)")
+    e.add_argument("--out", default=str(ROOT / "out" / "lab.png"), help="the plot (PNG)")
+    e.add_argument("--chart", default=str(CHART), help="the chart, for --daemonset")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        lab = Lab(args.namespace, args.release, args.kubeconfig)
+        if args.command == "scale":
+            lab.scale(args.component, args.replicas)
+            if not args.no_wait:
+                lab.wait([args.component], args.timeout)
+            print(f"{args.component}: {args.replicas} replicas")
+        elif args.command == "rng-kind":
+            lab.rng_kind(args.kind, args.chart, args.timeout)
+            print(f"rng: {args.kind}")
+        elif args.command == "measure":
+            print(f"{lab.measure(args.seconds):.2f} hashes/s")
+        else:
+            rows = lab.experiment(args.workers, args.rng, args.daemonset, args.seconds,
+                                  args.settle, args.timeout, args.chart)
+            print(scaling.table(rows))
+            scaling.plot(rows, args.out, "DockerCoins: measured against the model "
+                         f"({lab.release} in {lab.ns})")
+            print(f"\nplot: {args.out}")
+    except LabError as e:
+        print(f"ci/lab.py: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nci/lab.py: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
