@@ -15,7 +15,9 @@ from test_workshop_kubectl import (  # noqa: F401  (collected here, with this fo
 @pytest.fixture
 def cluster(node_cluster, monkeypatch):
     """The `cluster` those tests use: the real node, with httping from its registry."""
-    monkeypatch.setenv("HTTPING_IMAGE", f"{node_cluster.registry}/dockercoins/httping:bookworm")
+    # The commands run with the cluster's environment (workshop_support.shell).
+    monkeypatch.setitem(node_cluster.env, "HTTPING_IMAGE",
+                        f"{node_cluster.registry}/dockercoins/httping:bookworm")
     return node_cluster
 
 
