@@ -14,7 +14,8 @@ ROOT = readme.ROOT
 # [text](target) and ![alt](target), the target up to a space or ")"; <https://...> autolinks and
 # code spans are not links.
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.S | re.M)
+CODE = re.compile(FENCE.pattern + r"|`[^`\n]*`", re.S | re.M)
 
 
 def tracked():
@@ -27,7 +28,7 @@ def anchors(page):
     """The anchors GitHub and GitLab give the headings of `page`: lowercased, punctuation
     dropped, spaces made dashes, and -1, -2... on repeats."""
     seen, found = {}, set()
-    for heading in re.findall(r"^#{1,6} (.+?)\s*#*$", CODE.sub("", page.read_text()), re.M):
+    for heading in re.findall(r"^#{1,6} (.+?)\s*#*$", FENCE.sub("", page.read_text()), re.M):
         slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         found.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
         seen[slug] = seen.get(slug, 0) + 1
