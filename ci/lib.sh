@@ -7,7 +7,7 @@ VENV=${VENV:-$ROOT/.venv}
 # shellcheck disable=SC2034  # read by the scripts that source this file
 CACHE=${DOCKERCOINS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockercoins}
 # The name in front of say/die messages (a script may set its own after sourcing this file).
-LOG_NAME=ci/$(basename "$0")
+LOG_NAME=ci/$(basename -- "$0")
 
 # ---- logging and usage ---------------------------------------------------------------------------
 log() { printf '%s\n' "$*" >&2; }
