@@ -12,6 +12,7 @@ import json
 
 from kubernetes.client.rest import ApiException
 from kubernetes.config import ConfigException
+from urllib3.exceptions import HTTPError
 
 COMPONENTS = ("worker", "rng", "hasher")
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -100,6 +101,8 @@ def api_problem(error):
         if error.status == 403:
             return one_line(f"no permission to read the release's workloads: {message}")
         return one_line(f"Kubernetes API error {error.status}: {message}")
-    if isinstance(getattr(error, "reason", None), Exception):
-        error = error.reason  # urllib3's MaxRetryError: the connection's own error says more
-    return one_line(f"Kubernetes API unreachable: {type(error).__name__}: {error}")
+    if isinstance(error, (HTTPError, OSError)):
+        if isinstance(getattr(error, "reason", None), Exception):
+            error = error.reason  # urllib3's MaxRetryError: the connection's own error says more
+        return one_line(f"Kubernetes API unreachable: {type(error).__name__}: {error}")
+    return one_line(f"cluster view failed: {type(error).__name__}: {error}")

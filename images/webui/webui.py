@@ -7,8 +7,8 @@ import redis
 from flask import Flask, jsonify, render_template
 
 from cluster import make_view
-from dockercoins_common import (Readiness, add_ops_routes, env_float, env_int, env_str,
-                                redis_client, setup_logging)
+from dockercoins_common import (Readiness, add_ops_routes, env_int, env_str, redis_client,
+                                setup_logging)
 from speed import SETTLE_SECONDS, SNAPSHOT_SCRIPT, Sampler, UnreportedRate, read_numbers, take_snapshot
 
 
@@ -22,7 +22,7 @@ def settings():
         "RELEASE_NAME": env_str("RELEASE_NAME", ""),
         "KUBECONFIG": env_str("KUBECONFIG", None),  # outside a pod (tests, a laptop)
         # The watch is renewed this often, which also re-checks webui's permission.
-        "CLUSTER_WATCH_SECONDS": env_float("CLUSTER_WATCH_SECONDS", 20.0, minimum=1.0),
+        "CLUSTER_WATCH_SECONDS": env_int("CLUSTER_WATCH_SECONDS", 20, minimum=1),
         "LOCAL_RNG_REPLICAS": env_int("LOCAL_RNG_REPLICAS", None, minimum=0),
         "LOCAL_HASHER_REPLICAS": env_int("LOCAL_HASHER_REPLICAS", None, minimum=0),
     }

@@ -174,7 +174,9 @@
     element.title = cluster.source === "kubernetes"
       ? "ready/desired replicas of this release, watched through the Kubernetes API"
       : "workers sending heartbeats; rng and hasher as ci/up.sh started them";
-    Object.entries(workloads).forEach(([name, counts], i) => {
+    // In the workshop's order (JSON objects carry none: Flask sorts their keys).
+    ["worker", "rng", "hasher"].filter((name) => workloads[name]).forEach((name, i) => {
+      const counts = workloads[name];
       if (i) element.append(" · ");
       const item = document.createElement("span");
       item.dataset.component = name;
