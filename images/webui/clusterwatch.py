@@ -3,6 +3,7 @@ kept current in memory through the official `kubernetes` client, so a page view 
 API. One thread per kind: a list, then a watch from the list's resourceVersion (renewed every
 CLUSTER_WATCH_SECONDS, which re-checks the permission too), a new list on 410 Gone, a backoff
 after any error. Any failure hides the panel with a one-line reason until a list works again."""
+import json
 import logging
 import threading
 
@@ -93,10 +94,15 @@ class WatchedView:
             timeout_seconds=self.watch_seconds,
             _request_timeout=(REQUEST_SECONDS, self.watch_seconds + REQUEST_SECONDS))
         for event in stream:
+            if event["type"] == "ERROR":  # a Status in the stream: 410 Gone, 403 Forbidden...
+                status = event["raw_object"]
+                raise ApiException(status=status.get("code"), reason=status.get("reason"),
+                                   body=json.dumps(status))
+            if event["type"] == "BOOKMARK":  # only a newer version; left a dict by the client
+                version = event["raw_object"]["metadata"]["resourceVersion"]
+                continue
             obj = event["object"]
             version = obj.metadata.resource_version
-            if event["type"] == "BOOKMARK":
-                continue
             with self.lock:
                 if event["type"] == "DELETED":
                     self.objects.pop((kind, obj.metadata.name), None)

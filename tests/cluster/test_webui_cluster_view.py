@@ -17,10 +17,25 @@ def release(cluster, namespace):
     return namespace
 
 
-def run_webui(redis_server, namespace, kubeconfig):
+def run_webui(redis_server, namespace, kubeconfig, watch_seconds=20):
     return gunicorn("webui", env={
         "REDIS_URL": redis_server.url, "CLUSTER_VIEW": "kubernetes", "POD_NAMESPACE": namespace,
-        "RELEASE_NAME": "dockercoins", "KUBECONFIG": str(kubeconfig)})
+        "RELEASE_NAME": "dockercoins", "KUBECONFIG": str(kubeconfig),
+        "CLUSTER_WATCH_SECONDS": str(watch_seconds)})
+
+
+def token_kubeconfig(cluster, namespace, account, path):
+    """A kubeconfig with a token from the TokenRequest API, as the account's pod would get it."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace,
+                            "--duration=10m").strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": account,
+        "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {
+            "cluster": admin["clusters"][0]["name"], "user": account}}]}))
+    return path
 
 
 def cluster_view(webui):
@@ -62,16 +77,7 @@ def test_a_service_account_without_the_role_hides_the_panel(cluster, namespace, 
     """A token from the TokenRequest API for an account with no Role: the API says 403, the
     panel hides with its message, and /json still answers with the speed."""
     cluster.kubectl("create", "serviceaccount", "no-role", "-n", namespace)
-    token = cluster.kubectl("create", "token", "no-role", "-n", namespace,
-                            "--duration=10m").strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    kubeconfig = tmp_path / "no-role.kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "no-role",
-        "clusters": admin["clusters"],
-        "users": [{"name": "no-role", "user": {"token": token}}],
-        "contexts": [{"name": "no-role", "context": {
-            "cluster": admin["clusters"][0]["name"], "user": "no-role"}}]}))
+    kubeconfig = token_kubeconfig(cluster, namespace, "no-role", tmp_path / "kubeconfig")
     webui = run_webui(redis_server, namespace, kubeconfig)
     try:
         hidden = wait_until(lambda: "no permission" in cluster_view(webui).get("hidden", "")
@@ -81,5 +87,28 @@ def test_a_service_account_without_the_role_hides_the_panel(cluster, namespace, 
         response = requests.get(webui.url + "/json", timeout=5)
         assert response.status_code == 200 and response.json()["speed"] == 0
         assert webui.proc.poll() is None  # nothing crashed
+    finally:
+        webui.stop()
+
+
+def test_the_charts_role_is_enough_and_losing_it_hides_the_panel_until_it_is_back(
+        cluster, release, redis_server, tmp_path):
+    """With the token of the chart's own webui ServiceAccount: the Role lets the watch run; the
+    RoleBinding deleted, the next watch renewal is refused (a 403, or an ERROR event in the
+    stream) and the panel hides; the chart's state restored, the counts come back by themselves."""
+    kubeconfig = token_kubeconfig(cluster, release, "webui", tmp_path / "kubeconfig")
+    webui = run_webui(redis_server, release, kubeconfig, watch_seconds=3)
+    try:
+        wait_until(lambda: counts(cluster_view(webui)).get("worker") == (1, 1), 30,
+                   "worker 1/1 with the chart's Role")
+        cluster.kubectl("delete", "rolebinding", "webui-cluster-view", "-n", release)
+        hidden = wait_until(lambda: cluster_view(webui).get("hidden"), 30, "the panel hidden")
+        assert hidden.startswith("no permission to read the release's workloads:"), hidden
+        assert f"system:serviceaccount:{release}:webui" in hidden, hidden
+        cluster.helm("upgrade", "dockercoins", CHART, "-n", release, "--wait", "--timeout", "3m")
+        # Back after the next retry of the backoff (1 s doubling, at most 30 s).
+        wait_until(lambda: counts(cluster_view(webui)).get("worker") == (1, 1), 60,
+                   "the counts back with the Role")
+        assert webui.proc.poll() is None
     finally:
         webui.stop()
