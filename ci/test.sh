@@ -35,8 +35,10 @@ if wants pipeline || wants cluster || wants node; then
   apt_install rsync   # gitlab-ci-local copies the tracked files with rsync before it runs a job
 fi
 if wants pipeline; then ci/tools.sh helm kubectl checkov registry; fi
-if wants dashboard; then
+if wants dashboard || wants node; then   # tests/node opens the cluster view in Chromium too
   apt_install chromium      # Debian's browser for Playwright; never `playwright install`
+fi
+if wants dashboard; then
   command -v npm >/dev/null || apt_install npm   # ci/vendor-webui.sh --check runs npm ci
 fi
 if wants workshop; then

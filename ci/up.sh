@@ -47,7 +47,7 @@ trap cleanup EXIT
 cat > "$work/Procfile" <<PROCS
 rng: RNG_CONCURRENCY=$rng exec $gunicorn --chdir $ROOT/images/rng -b 127.0.0.1:$RNG_PORT 'rng:create_app()'
 hasher: exec $gunicorn --chdir $ROOT/images/hasher -b 127.0.0.1:$HASHER_PORT 'hasher:create_app()'
-webui: exec $gunicorn --chdir $ROOT/images/webui -b 127.0.0.1:$WEBUI_PORT 'webui:create_app()'
+webui: CLUSTER_VIEW=local LOCAL_RNG_REPLICAS=$rng LOCAL_HASHER_REPLICAS=1 exec $gunicorn --chdir $ROOT/images/webui -b 127.0.0.1:$WEBUI_PORT 'webui:create_app()'
 worker: METRICS_PORT=\$((PORT + 100)) METRICS_HOST=127.0.0.1 exec python $ROOT/images/worker/worker.py
 PROCS
 
