@@ -1,28 +1,26 @@
 #!/usr/bin/env bash
-# Build the four DockerCoins images as $REGISTRY/<svc>:$TAG, and optionally push them.
-# The pipeline and the tests call this same script; it assumes nothing about the machine.
-#
-#   ci/build-images.sh [--push] [--registry R] [--tag T] [--only SVC]... [--build-arg K=V]...
-#                      [--builder docker|buildah|podman] [-- EXTRA BUILDER ARGS...]
-#
-#   REGISTRY    image repository prefix   (default localhost/dockercoins)
-#   TAG         image tag                 (default: git describe --tags --always --dirty)
-#   BASE_IMAGE  if set, passed as --build-arg PYTHON_IMAGE=$BASE_IMAGE (the Dockerfiles
-#               default to a pinned official python slim image)
-#   BUILDER     docker, buildah or podman (default: docker when an engine answers, else
-#               buildah, else podman)
-#
-# Each image is built from the images/ context with -f images/<svc>/Dockerfile, labelled with
-# the version (TAG), the git revision and the source URL: as build ARGs, and as --label too,
-# because buildah's layer cache reuses a LABEL step whose ARG values changed. Arguments after `--` go to the
-# builder as they are (for example `--volume /etc/ssl/certs:/etc/ssl/certs:ro` for buildah).
-# Prints the built references on stdout, one a line; progress goes to stderr.
+#/ Build the four DockerCoins images as $REGISTRY/<svc>:$TAG, and optionally push them.
+#/ The pipeline and the tests call this same script; it assumes nothing about the machine.
+#/
+#/   ci/build-images.sh [--push] [--registry R] [--tag T] [--only SVC]... [--build-arg K=V]...
+#/                      [--builder docker|buildah|podman] [-- EXTRA BUILDER ARGS...]
+#/
+#/   REGISTRY    image repository prefix   (default localhost/dockercoins)
+#/   TAG         image tag                 (default: git describe --tags --always --dirty)
+#/   BASE_IMAGE  if set, passed as --build-arg PYTHON_IMAGE=$BASE_IMAGE (the Dockerfiles
+#/               default to a pinned official python slim image)
+#/   BUILDER     docker, buildah or podman (default: docker when an engine answers, else
+#/               buildah, else podman)
+#/
+#/ Each image is built from the images/ context with -f images/<svc>/Dockerfile, labelled with
+#/ the version (TAG), the git revision and the source URL: as build ARGs, and as --label too,
+#/ because buildah's layer cache reuses a LABEL step whose ARG values changed. Arguments after `--` go to the
+#/ builder as they are (for example `--volume /etc/ssl/certs:/etc/ssl/certs:ro` for buildah).
+#/ Prints the built references on stdout, one a line; progress goes to stderr.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"   # ROOT, usage
 SERVICES=(rng hasher worker webui)
-
-usage() { sed -n '2,21p' "$0" >&2; exit 2; }
 
 push=0 only=() build_args=() extra=()
 registry=${REGISTRY:-localhost/dockercoins}
@@ -38,7 +36,7 @@ while [ $# -gt 0 ]; do
     --build-arg) build_args+=(--build-arg "${2:?--build-arg needs K=V}"); shift 2 ;;
     --build-arg=*) build_args+=(--build-arg "${1#--build-arg=}"); shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "build-images.sh: unknown argument: $1" >&2; usage ;;
   esac
 done

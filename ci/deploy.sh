@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
-# Deploy the chart to one environment with this commit's images, wait for the rollout, and run
-# `helm test`. The pipeline's staging, review and production jobs run it; a person can too.
-#
-#   ci/deploy.sh ENVIRONMENT     ENVIRONMENT is review, staging or production: the values come
-#                                from deploy/ENVIRONMENT.yaml (git is the source of truth)
-#   ci/deploy.sh --uninstall     uninstall the release and delete its namespace
-#
-# Needs helm and kubectl on PATH (ci/tools.sh helm kubectl), and:
-#   KUBECONFIG   a path to a kubeconfig (GitLab: a File-type variable, which is a path)
-#   NAMESPACE    the environment's namespace (the pipeline: dockercoins-<environment slug>)
-#   REGISTRY     where the images are, <REGISTRY>/<service>:<TAG> (default: $CI_REGISTRY_IMAGE)
-#   TAG          the image tag (default: $CI_COMMIT_SHORT_SHA, which may be all digits)
-#   RELEASE      default dockercoins
-#   CI_DEPLOY_USER, CI_DEPLOY_PASSWORD   optional: the `gitlab-deploy-token` deploy token
-#                (read_registry); GitLab sets both when the project has one. The cluster pulls with
-#                it whenever a pod starts, long after the job: CI_JOB_TOKEN expires with the job.
-#   CI_REGISTRY  the registry host for that pull secret (default: REGISTRY's host)
-#   HELM_TIMEOUT default 10m, for the rollout and for `helm test`
-#   CLUSTER_VALUES  optional: a values file for what the cluster itself needs (for example a redis
-#                image from a mirror), layered after deploy/ENVIRONMENT.yaml; the registry and the
-#                tag above still win
+#/ Deploy the chart to one environment with this commit's images, wait for the rollout, and run
+#/ `helm test`. The pipeline's staging, review and production jobs run it; a person can too.
+#/
+#/   ci/deploy.sh ENVIRONMENT     ENVIRONMENT is review, staging or production: the values come
+#/                                from deploy/ENVIRONMENT.yaml (git is the source of truth)
+#/   ci/deploy.sh --uninstall     uninstall the release and delete its namespace
+#/
+#/ Needs helm and kubectl on PATH (ci/tools.sh helm kubectl), and:
+#/   KUBECONFIG   a path to a kubeconfig (GitLab: a File-type variable, which is a path)
+#/   NAMESPACE    the environment's namespace (the pipeline: dockercoins-<environment slug>)
+#/   REGISTRY     where the images are, <REGISTRY>/<service>:<TAG> (default: $CI_REGISTRY_IMAGE)
+#/   TAG          the image tag (default: $CI_COMMIT_SHORT_SHA, which may be all digits)
+#/   RELEASE      default dockercoins
+#/   CI_DEPLOY_USER, CI_DEPLOY_PASSWORD   optional: the `gitlab-deploy-token` deploy token
+#/                (read_registry); GitLab sets both when the project has one. The cluster pulls with
+#/                it whenever a pod starts, long after the job: CI_JOB_TOKEN expires with the job.
+#/   CI_REGISTRY  the registry host for that pull secret (default: REGISTRY's host)
+#/   HELM_TIMEOUT default 10m, for the rollout and for `helm test`
+#/   CLUSTER_VALUES  optional: a values file for what the cluster itself needs (for example a redis
+#/                image from a mirror), layered after deploy/ENVIRONMENT.yaml; the registry and the
+#/                tag above still win
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-die() { echo "ci/deploy.sh: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"   # ROOT, die, usage
+cd "$ROOT"
+case "${1:-}" in -h | --help) usage 0 ;; esac
 RELEASE=${RELEASE:-dockercoins}
 HELM_TIMEOUT=${HELM_TIMEOUT:-10m}
 PULL_SECRET=gitlab-deploy-token

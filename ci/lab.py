@@ -20,15 +20,23 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import scaling  # noqa: E402  (ci/scaling.py)
+import scaling  # ci/scaling.py: Python puts the script's folder first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "dockercoins"
 REQUEST_TIMEOUT = 15   # seconds for one API call: an unreachable server fails, never hangs
-# What the lab itself needs in the release's namespace (helm upgrade, for rng-kind, needs more).
+# What scale, measure and experiment need in the release's namespace (docs/lab.md has the Role).
 ROLE_RULES = ("deployments, deployments/scale, daemonsets (apps): get, list, patch; "
               "pods, events, services: get, list; services/proxy: get")
+# rng-kind (and experiment --daemonset) run `helm upgrade`, which creates, patches and deletes
+# every kind of object the chart renders and writes Helm's release Secrets: the namespace's
+# built-in `admin` ClusterRole grants exactly that, bound in the namespace only.
+HELM_RULES = ("the namespace's built-in `admin` ClusterRole (helm upgrade creates, updates and "
+              "deletes every kind of object of the release, and Helm's release Secrets)")
+
+
+# How the table and the plot mark the step where rng is a DaemonSet (R = its ready pods).
+DAEMONSET_MARK = "(rng DS, 1 per node)"
 
 
 class LabError(Exception):
@@ -63,21 +71,33 @@ class Progress:
         self.state = None
 
 
-def forbidden_fix(namespace, message):
-    """An RBAC 403 message of the API server, with the verb and resource it names and the Role
-    needed."""
+def forbidden_fix(namespace, message, helm=False):
+    """An RBAC 403 message of the API server, with the verb and resource it names and the rights
+    needed: the lab's Role, or with HELM (rng-kind, experiment --daemonset) the `admin`
+    ClusterRole that helm upgrade needs, bound in the namespace."""
     match = re.search(r'cannot (\w+) resource "([^"]+)"', message)
     what = f"{match.group(1)} {match.group(2)}"
-    return (f"forbidden: the API server denies {what} in namespace {namespace} ({message}).\n"
-            f"Fix: bind a Role in {namespace} to this user or ServiceAccount granting "
-            f"{ROLE_RULES} (docs/lab.md has one), or use a kubeconfig that has it.")
+    user = re.search(r'User "([^"]+)"', message)
+    user = user.group(1) if user else "NAME"
+    sa = re.fullmatch(r"system:serviceaccount:([^:]+):(.+)", user)
+    subject = f"--serviceaccount {sa.group(1)}:{sa.group(2)}" if sa else f"--user {user}"
+    if helm:
+        fix = (f"Fix: this command runs helm upgrade, which needs {HELM_RULES}: kubectl -n "
+               f"{namespace} create rolebinding dockercoins-lab-admin --clusterrole admin "
+               f"{subject}; or use a kubeconfig that has it.")
+    else:
+        fix = (f"Fix: bind a Role in {namespace} to this user or ServiceAccount granting "
+               f"{ROLE_RULES} (docs/lab.md has one; then kubectl -n {namespace} create "
+               f"rolebinding dockercoins-lab --role dockercoins-lab {subject}), or use a "
+               "kubeconfig that has it.")
+    return f"forbidden: the API server denies {what} in namespace {namespace} ({message}).\n{fix}"
 
 
 class Lab:
     """One release of the chart in one namespace of the cluster in the kubeconfig."""
 
     def __init__(self, namespace="dockercoins", release="dockercoins", kubeconfig=None,
-                 progress=None):
+                 progress=None, helm=False):
         try:
             from kubernetes import client, config
         except ImportError:
@@ -89,6 +109,7 @@ class Lab:
         self.release = release
         self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
         self.progress = progress or Progress()
+        self.helm = helm   # this command runs helm upgrade: an RBAC error names helm's rights
         try:
             if self.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                 api = config.new_client_from_config(config_file=self.kubeconfig)
@@ -119,7 +140,7 @@ class Lab:
                 message = message.strip()[:300]
             # RBAC's 403 names the verb and resource; the service proxy's own 403 does not.
             if e.status == 403 and re.search(r"cannot \w+ resource", message):
-                raise LabError(forbidden_fix(self.ns, message)) from None
+                raise LabError(forbidden_fix(self.ns, message, self.helm)) from None
             if e.status == 401:
                 raise LabError(f"unauthorized by the API server at {self.host} ({message}).\n"
                                "Fix: renew the kubeconfig's credentials (token or "
@@ -256,6 +277,7 @@ class Lab:
         count scaled by hand is passed on, so the upgrade does not reset it."""
         if kind not in ("DaemonSet", "Deployment"):
             raise LabError(f"rng-kind takes DaemonSet or Deployment, not {kind!r}")
+        self.helm = True
         workers = self.deployment("worker").spec.replicas or 0
         helm = shutil.which("helm") or shutil.which("helm", path=str(ROOT / ".tools" / "bin"))
         if not helm:
@@ -270,6 +292,9 @@ class Lab:
         proc = subprocess.run(argv, capture_output=True, text=True)
         self.progress.done()
         if proc.returncode != 0:
+            denied = re.search(r'User "[^"]+" cannot \w+ resource "[^"]+"[^\n]*', proc.stderr)
+            if denied:
+                raise LabError(forbidden_fix(self.ns, denied.group(0), helm=True))
             raise LabError(f"helm upgrade failed:\n{proc.stderr.strip()}\n"
                            "Fix: the error above; helm needs rights on the release's objects "
                            "and its Secrets in the namespace.")
@@ -335,7 +360,8 @@ class Lab:
     def experiment(self, workers=(1, 2, 3, 5, 10), rng=3, daemonset=False, seconds=20.0,
                    settle=10.0, timeout=180.0, chart=CHART):
         """The workshop: WORKERS on one rng, then the most workers on RNG rng (or an rng
-        DaemonSet). Returns the rows, one per step."""
+        DaemonSet). Returns the rows, one per step (scaling.row()); a DaemonSet step's R is its
+        ready rng pods followed by DAEMONSET_MARK."""
         if self.workload("rng")[0] == "DaemonSet":
             self.rng_kind("Deployment", chart, timeout)
         rows = []
@@ -345,7 +371,8 @@ class Lab:
         top = max(workers)
         if daemonset:
             self.rng_kind("DaemonSet", chart, timeout)
-            rows.append(self.step(top, None, seconds, settle, timeout))
+            w, r, *rest = self.step(top, None, seconds, settle, timeout)
+            rows.append((w, f"{r} {DAEMONSET_MARK}", *rest))
         else:
             rows.append(self.step(top, rng, seconds, settle, timeout))
         print(f"W={top} R={rows[-1][1]}: {rows[-1][2]:.2f} hashes/s", file=sys.stderr)
@@ -396,7 +423,8 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
-        lab = Lab(args.namespace, args.release, args.kubeconfig)
+        helm = args.command == "rng-kind" or (args.command == "experiment" and args.daemonset)
+        lab = Lab(args.namespace, args.release, args.kubeconfig, helm=helm)
         if args.command == "scale":
             lab.scale(args.component, args.replicas)
             if not args.no_wait:
@@ -411,7 +439,9 @@ def main(argv=None):
             rows = lab.experiment(args.workers, args.rng, args.daemonset, args.seconds,
                                   args.settle, args.timeout, args.chart)
             print(scaling.table(rows))
-            scaling.plot(rows, args.out, "DockerCoins: measured against the model "
+            # The plot's bar labels are short: "W=10 R=1 DS".
+            short = [(w, str(r).replace(DAEMONSET_MARK, "DS"), *rest) for w, r, *rest in rows]
+            scaling.plot(short, args.out, "DockerCoins: measured against the model "
                          f"({lab.release} in {lab.ns})")
             print(f"\nplot: {args.out}")
     except LabError as e:

@@ -1,10 +1,32 @@
-# Shared by the ci/*.sh scripts: the repo root, the Python venv and redis-server.
-# Source it; it defines functions and ROOT, and changes nothing until they are called.
+# Shared by the ci/*.sh scripts: the repo root and cache, logging, the usage text, apt and npm
+# installs, the Python venv, redis-server, and Go module builds.
+# Source it; it defines functions and variables, and changes nothing until a function is called.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
+# Built binaries and image root filesystems, shared by every checkout on the machine.
+# shellcheck disable=SC2034  # read by the scripts that source this file
+CACHE=${DOCKERCOINS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockercoins}
+# The name in front of say/die messages (a script may set its own after sourcing this file).
+LOG_NAME=ci/$(basename -- "$0")
 
+# ---- logging and usage ---------------------------------------------------------------------------
 log() { printf '%s\n' "$*" >&2; }
+say() { log "$LOG_NAME: $*"; }
+die() { say "$*"; exit 1; }
 
+# usage [STATUS]: prints the script's usage block, its `#/` comment lines (so it can never print
+# code), then exits: STATUS 0 (--help) on stdout, else (a bad argument; default 2) on stderr.
+usage() {
+  local status=${1:-2}
+  if [ "$status" -eq 0 ]; then
+    sed -n 's/^#\/ \{0,1\}//p' "$0"
+  else
+    sed -n 's/^#\/ \{0,1\}//p' "$0" >&2
+  fi
+  exit "$status"
+}
+
+# ---- packages ------------------------------------------------------------------------------------
 # apt-get install, once per package, as root (or through sudo when there is one).
 apt_install() {
   local missing=()
@@ -56,4 +78,41 @@ ensure_npm_tool() {
     (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
   fi
   ln -sf "$dir/node_modules/.bin/$bin" "$ROOT/.tools/bin/$bin"
+}
+
+# ---- Go module builds ----------------------------------------------------------------------------
+GO_MIN=1.26          # kwok v0.8.0 (ci/cluster.sh) needs go 1.26
+GO_PINNED=go1.26.8   # fetched from the Go proxy (a few seconds) only when the local go is older
+
+# The Go toolchain and the flags every build here uses: static binaries, no local paths in them,
+# and -buildvcs=false (ci/cluster is inside our repo; modules are built from copies).
+go_setup() {
+  command -v go >/dev/null || die "go is needed (>= $GO_MIN) to build the Go tools"
+  local have
+  have=$(go env GOVERSION | sed 's/^go//')
+  if [ "$(printf '%s\n' "$GO_MIN" "$have" | sort -V | head -1)" = "$GO_MIN" ]; then
+    export GOTOOLCHAIN=local
+  else
+    export GOTOOLCHAIN=$GO_PINNED
+  fi
+  export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
+}
+
+# go_module_dir MODULE VERSION: prints the module's directory in the Go module cache, downloading
+# it if needed.
+go_module_dir() {
+  go mod download -json "$1@$2" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+# go_build_module MODULE VERSION PACKAGE OUT [LDFLAGS]: builds a main package of a module as the
+# main module, with the module's own go.mod and go.sum, from a writable copy. (`go install
+# pkg@version` refuses a module with replace directives, like helm-unittest, and reads the
+# module's version list, which the proxy refuses for chart-testing.)
+go_build_module() {
+  local mod=$1 version=$2 pkg=$3 out=$4 src work
+  src=$(go_module_dir "$mod" "$version")
+  work=$(mktemp -d)
+  cp -r "$src/." "$work/" && chmod -R u+w "$work"
+  go -C "$work" build -ldflags "-s -w ${5:-}" -o "$out" "$pkg"
+  rm -rf "$work"
 }

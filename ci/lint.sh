@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# The pipeline's lint job; a person can run it too. Every linter is pinned, and each one runs even
-# when an earlier one failed, so one run shows every finding. Exits 1 if any failed.
-#
-#   helm lint --strict      the chart with its defaults and with each deploy/<environment>.yaml
-#   kubernetes-validate     what those render, against Kubernetes' strict schemas (unknown fields
-#                           are errors), for KUBE_VERSION (default 1.34.0, what LKE runs)
-#   ruff                    the Python code (pyflakes and pycodestyle's error rules)
-#   hadolint                images/*/Dockerfile
-#   yamllint                the YAML files, with ci/yamllint.yaml
-#   ShellCheck              ci/*.sh and .ci/run (warnings and errors)
-#
-# helm comes from ci/tools.sh; the others from ci/lint-requirements.txt (PyPI, every dependency
-# pinned), in their own venv, .tools/lint-venv.
+#/ The pipeline's lint job; a person can run it too. Every linter is pinned, and each one runs even
+#/ when an earlier one failed, so one run shows every finding. Exits 1 if any failed.
+#/
+#/   helm lint --strict      the chart with its defaults and with each deploy/<environment>.yaml
+#/   kubernetes-validate     what those render, against Kubernetes' strict schemas (unknown fields
+#/                           are errors), for KUBE_VERSION (default 1.34.0, what LKE runs)
+#/   ruff                    the Python code (pyflakes and pycodestyle's error rules)
+#/   hadolint                images/*/Dockerfile
+#/   yamllint                the YAML files, with ci/yamllint.yaml
+#/   ShellCheck              ci/*.sh and .ci/run (warnings and errors)
+#/
+#/ helm comes from ci/tools.sh; the others from ci/lint-requirements.txt (PyPI, every dependency
+#/ pinned), in their own venv, .tools/lint-venv.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+case "${1:-}" in
+  "") ;;
+  -h | --help) usage 0 ;;
+  *) usage ;;
+esac
 
 KUBE_VERSION=${KUBE_VERSION:-1.34.0}
 venv=$ROOT/.tools/lint-venv

@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# The gate between staging and production: which commits passed staging.
-#
-#   ci/passed-staging.sh record [SHA]   the staging job, once the rollout and `helm test` passed
-#   ci/passed-staging.sh check [SHA]    the production job, first: exits 0 if SHA passed staging,
-#                                       else 1 with a message that says what to do
-#   ci/passed-staging.sh list           every recorded commit, by hand
-#
-# SHA is a full commit SHA (default: $CI_COMMIT_SHA, else `git rev-parse HEAD`). The record is
-# one key per commit in the ConfigMap `passed-staging` of the staging namespace: the key is the
-# full SHA, the value says when, from which pipeline and job, and with which image tag. Why this
-# and not the workshop's `qa=ok` namespace label: docs/pipeline.md ("The staging gate").
-#
-# Needs kubectl on PATH and:
-#   KUBECONFIG          a path to a kubeconfig
-#   STAGING_KUBECONFIG  optional, for `check`: staging's kubeconfig, when production's cluster is
-#                       another one (read access to ConfigMaps in the staging namespace is enough)
-#   STAGING_NAMESPACE   the staging namespace (the pipeline: dockercoins-staging)
+#/ The gate between staging and production: which commits passed staging.
+#/
+#/   ci/passed-staging.sh record [SHA]   the staging job, once the rollout and `helm test` passed
+#/   ci/passed-staging.sh check [SHA]    the production job, first: exits 0 if SHA passed staging,
+#/                                       else 1 with a message that says what to do
+#/   ci/passed-staging.sh list           every recorded commit, by hand
+#/
+#/ SHA is a full commit SHA (default: $CI_COMMIT_SHA, else `git rev-parse HEAD`). The record is
+#/ one key per commit in the ConfigMap `passed-staging` of the staging namespace: the key is the
+#/ full SHA, the value says when, from which pipeline and job, and with which image tag. Why this
+#/ and not the workshop's `qa=ok` namespace label: docs/pipeline.md ("The staging gate").
+#/
+#/ Needs kubectl on PATH and:
+#/   KUBECONFIG          a path to a kubeconfig
+#/   STAGING_KUBECONFIG  optional, for `check`: staging's kubeconfig, when production's cluster is
+#/                       another one (read access to ConfigMaps in the staging namespace is enough)
+#/   STAGING_NAMESPACE   the staging namespace (the pipeline: dockercoins-staging)
 set -euo pipefail
 
+. "$(dirname "$0")/lib.sh"   # die, usage
+case "${1:-}" in -h | --help) usage 0 ;; esac
 CONFIGMAP=passed-staging
-die() { echo "ci/passed-staging.sh: $*" >&2; exit 1; }
 
 action=${1:-}
 sha=${2:-${CI_COMMIT_SHA:-$(git -C "$(dirname "$0")" rev-parse HEAD 2>/dev/null || true)}}

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Test support, not used by the pipeline: make this kind of machine (Debian bookworm, root, no
-# container registry reachable) able to build and run the DockerCoins images for real.
-#
-#   1. installs podman, buildah, runc, debootstrap, the dnsname CNI plugin, dnsmasq-base and
-#      Debian's docker-compose (1.29, for checking compose.yaml through podman's socket);
-#   2. configures podman for this machine: runc (crun does not work here), cgroupfs, file
-#      events, and default ulimits below the hard limits (limits equal to them fail);
-#   3. makes two local images, since none can be pulled:
-#        localhost/python-base:bookworm  debootstrap minbase + python3, python3-venv, certs,
-#                                        netbase, tzdata (a stand-in for python:3.12-slim)
-#        localhost/redis-test:bookworm   the same root + Debian's redis-server (a stand-in for
-#                                        the official redis image, for tests only)
-#      Both root filesystems are cached as tarballs under ${DOCKERCOINS_CACHE:-~/.cache/dockercoins},
-#      so a second run only re-imports them (seconds) and a third finds them already imported.
-#
-# Idempotent. Needs root (apt, debootstrap, chroot). Usage: ci/podman-setup.sh [--rebuild]
+#/ Test support, not used by the pipeline: make this kind of machine (Debian bookworm, root, no
+#/ container registry reachable) able to build and run the DockerCoins images for real.
+#/
+#/   1. installs podman, buildah, runc, debootstrap, the dnsname CNI plugin, dnsmasq-base and
+#/      Debian's docker-compose (1.29, for checking compose.yaml through podman's socket);
+#/   2. configures podman for this machine: runc (crun does not work here), cgroupfs, file
+#/      events, and default ulimits below the hard limits (limits equal to them fail);
+#/   3. makes two local images, since none can be pulled:
+#/        localhost/python-base:bookworm  debootstrap minbase + python3, python3-venv, certs,
+#/                                        netbase, tzdata (a stand-in for python:3.12-slim)
+#/        localhost/redis-test:bookworm   the same root + Debian's redis-server (a stand-in for
+#/                                        the official redis image, for tests only)
+#/      Both root filesystems are cached as tarballs under ${DOCKERCOINS_CACHE:-~/.cache/dockercoins},
+#/      so a second run only re-imports them (seconds) and a third finds them already imported.
+#/
+#/ Idempotent. Needs root (apt, debootstrap, chroot).
+#/
+#/   ci/podman-setup.sh [--rebuild]   --rebuild: make both root filesystems again
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"   # CACHE, say, die, usage, apt_install
+# shellcheck disable=SC2034  # read by say() in lib.sh
+LOG_NAME=podman-setup
 
 BASE_IMAGE=localhost/python-base:bookworm
 REDIS_IMAGE=localhost/redis-test:bookworm
@@ -23,7 +28,6 @@ SUITE=bookworm
 # Bump when the recipe below changes, so cached tarballs from an older recipe are not reused.
 RECIPE=3
 BASE_PACKAGES=python3,python3-venv,ca-certificates,netbase,tzdata
-CACHE=${DOCKERCOINS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockercoins}
 BASE_TAR=$CACHE/python-base-$SUITE-r$RECIPE.tar
 REDIS_TAR=$CACHE/redis-test-$SUITE-r$RECIPE.tar
 
@@ -31,32 +35,16 @@ REBUILD=0
 for arg in "$@"; do
   case $arg in
     --rebuild) REBUILD=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    -h|--help) usage 0 ;;
+    *) say "unknown argument: $arg"; usage ;;
   esac
 done
 
-log() { printf '[podman-setup] %s\n' "$*" >&2; }
-
-if [ "$(id -u)" != 0 ]; then
-  echo "podman-setup.sh needs root (apt-get, debootstrap, chroot)" >&2
-  exit 1
-fi
+[ "$(id -u)" = 0 ] || die "needs root (apt-get, debootstrap, chroot)"
 
 # --- 1. packages -------------------------------------------------------------------------
-need=()
-for pair in podman:podman buildah:buildah runc:runc debootstrap:debootstrap \
-             dnsmasq:dnsmasq-base docker-compose:docker-compose; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
-done
-[ -x /usr/lib/cni/dnsname ] || need+=(golang-github-containernetworking-plugin-dnsname)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    podman buildah runc debootstrap dnsmasq-base containernetworking-plugins \
-    golang-github-containernetworking-plugin-dnsname iptables docker-compose >/dev/null
-fi
+apt_install podman buildah runc debootstrap dnsmasq-base containernetworking-plugins \
+  golang-github-containernetworking-plugin-dnsname iptables docker-compose
 
 # --- 2. podman configuration -------------------------------------------------------------
 conf=/etc/containers/containers.conf.d/50-dockercoins.conf
@@ -72,7 +60,7 @@ events_logger = "file"
 EOF
 )
 if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
-  log "writing $conf"
+  say "writing $conf"
   mkdir -p "$(dirname "$conf")"
   printf '%s\n' "$want" >"$conf"
 fi
@@ -87,7 +75,7 @@ mirror() {
     uri=$(awk '$1=="deb" && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
             /etc/apt/sources.list 2>/dev/null)
   fi
-  [ -n "$uri" ] || { echo "no Debian mirror found in /etc/apt/sources*" >&2; return 1; }
+  [ -n "$uri" ] || { say "no Debian mirror found in /etc/apt/sources*"; return 1; }
   printf '%s\n' "$uri"
 }
 
@@ -109,7 +97,7 @@ make_tarballs() {
   # shellcheck disable=SC2064  # expand $work now: it is local
   trap "umount -l '$work/root/proc' 2>/dev/null || true; rm -rf '$work'" EXIT
   root=$work/root
-  log "debootstrap --variant=minbase $SUITE (about 45 s)"
+  say "debootstrap --variant=minbase $SUITE (about 45 s)"
   debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$root" "$(mirror)" \
     >"$work/debootstrap.log" 2>&1 || { tail -n 30 "$work/debootstrap.log" >&2; return 1; }
   # Same layout as the official image's apt setup, minus the lists.
@@ -126,7 +114,7 @@ make_tarballs() {
   rm -rf "$work/base"
 
   # Then redis: Debian's redis-server into the same root, using debootstrap's apt lists.
-  log "adding redis-server for $REDIS_IMAGE"
+  say "adding redis-server for $REDIS_IMAGE"
   mount -t proc proc "$root/proc"
   DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends \
     redis-server >"$work/redis.log" 2>&1 || { tail -n 30 "$work/redis.log" >&2; return 1; }
@@ -153,16 +141,16 @@ if [ "$REBUILD" = 1 ] || [ "$(image_recipe $BASE_IMAGE)" != "$RECIPE" ] \
   if [ ! -s "$BASE_TAR" ] || [ ! -s "$REDIS_TAR" ]; then
     make_tarballs
   else
-    log "using cached root filesystems in $CACHE"
+    say "using cached root filesystems in $CACHE"
   fi
-  log "importing $BASE_IMAGE"
+  say "importing $BASE_IMAGE"
   podman import --quiet \
     --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change "LABEL dockercoins.recipe=$RECIPE" \
     --change 'CMD ["python3"]' \
     "$BASE_TAR" "$BASE_IMAGE" >/dev/null
-  log "importing $REDIS_IMAGE"
+  say "importing $REDIS_IMAGE"
   # redis as Debian's redis user, no persistence, reachable on the container network.
   redis_uid=$(tar -xOf "$REDIS_TAR" ./etc/passwd | awk -F: '$1=="redis"{print $3":"$4}')
   podman import --quiet \
@@ -173,9 +161,9 @@ if [ "$REBUILD" = 1 ] || [ "$(image_recipe $BASE_IMAGE)" != "$RECIPE" ] \
     --change 'CMD ["redis-server", "--bind", "0.0.0.0", "--port", "6379", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", "/tmp"]' \
     "$REDIS_TAR" "$REDIS_IMAGE" >/dev/null
 else
-  log "$BASE_IMAGE and $REDIS_IMAGE are current"
+  say "$BASE_IMAGE and $REDIS_IMAGE are current"
 fi
 
 podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
   | grep -E "^($BASE_IMAGE|$REDIS_IMAGE) " >&2 || true
-log "ready: build with BASE_IMAGE=$BASE_IMAGE ci/build-images.sh"
+say "ready: build with BASE_IMAGE=$BASE_IMAGE ci/build-images.sh"

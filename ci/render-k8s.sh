@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Renders k8s/dockercoins.yaml, the plain manifests for `kubectl apply -f k8s/`, from
-# charts/dockercoins with its default values: release "dockercoins" in namespace "dockercoins"
-# (one release per namespace), without the helm test pods. A Namespace comes first, labelled for
-# the `restricted` Pod Security Standard, which every pod of the chart meets.
-#
-#   ci/render-k8s.sh [OUTDIR]      default OUTDIR: k8s/
-#
-# Never edit k8s/ by hand: change the chart, then run this. tests/chart fails when k8s/ differs
-# from what this script renders.
+#/ Renders k8s/dockercoins.yaml, the plain manifests for `kubectl apply -f k8s/`, from
+#/ charts/dockercoins with its default values: release "dockercoins" in namespace "dockercoins"
+#/ (one release per namespace), without the helm test pods. A Namespace comes first, labelled for
+#/ the `restricted` Pod Security Standard, which every pod of the chart meets.
+#/
+#/   ci/render-k8s.sh [OUTDIR]      default OUTDIR: k8s/
+#/
+#/ Never edit k8s/ by hand: change the chart, then run this. tests/chart fails when k8s/ differs
+#/ from what this script renders.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"   # ROOT, usage
+case "${1:-}" in -h | --help) usage 0 ;; esac
 out="${1:-$ROOT/k8s}"
 release=dockercoins
 namespace=dockercoins

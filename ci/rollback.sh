@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Roll a release back to its previous good revision, wait for the rollout, and run `helm test`.
-# The pipeline's manual rollback job runs it for production; a person can too.
-#
-#   ci/rollback.sh              to the newest revision before the current one that was deployed
-#                               (status superseded): a failed upgrade that --atomic undid is
-#                               skipped, since its manifests never ran
-#   ci/rollback.sh REVISION     to that revision (`helm history` lists them)
-#
-# Needs helm and python3 on PATH, and KUBECONFIG (a path), NAMESPACE, RELEASE (default
-# dockercoins), HELM_TIMEOUT (default 10m).
+#/ Roll a release back to its previous good revision, wait for the rollout, and run `helm test`.
+#/ The pipeline's manual rollback job runs it for production; a person can too.
+#/
+#/   ci/rollback.sh              to the newest revision before the current one that was deployed
+#/                               (status superseded): a failed upgrade that --atomic undid is
+#/                               skipped, since its manifests never ran
+#/   ci/rollback.sh REVISION     to that revision (`helm history` lists them)
+#/
+#/ Needs helm and python3 on PATH, and KUBECONFIG (a path), NAMESPACE, RELEASE (default
+#/ dockercoins), HELM_TIMEOUT (default 10m).
 set -euo pipefail
-
-die() { echo "ci/rollback.sh: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"   # die, usage
+case "${1:-}" in -h | --help) usage 0 ;; esac
 RELEASE=${RELEASE:-dockercoins}
 HELM_TIMEOUT=${HELM_TIMEOUT:-10m}
 [ -f "${KUBECONFIG:-}" ] || die "KUBECONFIG must be a path to a file (make the CI/CD variable File-type)"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Install everything the tests need (apt-get, pip, npm, go install), then run the suite.
-# Exits non-zero on any failure, and when no test ran.
-#
-#   ci/test.sh                               everything
-#   ci/test.sh tests/services -k rng         any pytest arguments; only the named test
-#                                            folders' tools are installed
+#/ Install everything the tests need (apt-get, pip, npm, go install), then run the suite.
+#/ Exits non-zero on any failure, and when no test ran.
+#/
+#/   ci/test.sh                               everything
+#/   ci/test.sh tests/services -k rng         any pytest arguments; only the named test
+#/                                            folders' tools are installed
+#/   ci/test.sh -h | --help                   this text (pytest's own: .venv/bin/pytest --help)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+case "${1:-}" in -h | --help) usage 0 ;; esac
 
 # Which test folders run: the paths among the arguments, or all of tests/.
 selected=()
@@ -33,8 +35,10 @@ if wants pipeline || wants cluster || wants node; then
   apt_install rsync   # gitlab-ci-local copies the tracked files with rsync before it runs a job
 fi
 if wants pipeline; then ci/tools.sh helm kubectl checkov registry; fi
-if wants dashboard; then
+if wants dashboard || wants node; then   # tests/node opens the cluster view in Chromium too
   apt_install chromium      # Debian's browser for Playwright; never `playwright install`
+fi
+if wants dashboard; then
   command -v npm >/dev/null || apt_install npm   # ci/vendor-webui.sh --check runs npm ci
 fi
 if wants workshop; then

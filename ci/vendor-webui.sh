@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Vendor the dashboard's chart library (uPlot, pinned in ci/webui-vendor/package-lock.json) into
-# images/webui/static/vendor/uplot/, so the page loads nothing from any other host (clusters are
-# often offline, and the talk's projector may be too).
-#
-#   ci/vendor-webui.sh          install the pinned package and copy its files into the repo
-#   ci/vendor-webui.sh --check  install it and fail if the committed copy differs by one byte
-#
-# `npm ci` checks the tarball against the lock file's sha512 integrity, so --check proves the
-# committed files are exactly the pinned npm package's. It installs into a temporary folder:
-# no node_modules ever lands in the image build context (images/).
+#/ Vendor the dashboard's chart library (uPlot, pinned in ci/webui-vendor/package-lock.json) into
+#/ images/webui/static/vendor/uplot/, so the page loads nothing from any other host (clusters are
+#/ often offline, and the talk's projector may be too).
+#/
+#/   ci/vendor-webui.sh          install the pinned package and copy its files into the repo
+#/   ci/vendor-webui.sh --check  install it and fail if the committed copy differs by one byte
+#/
+#/ `npm ci` checks the tarball against the lock file's sha512 integrity, so --check proves the
+#/ committed files are exactly the pinned npm package's. It installs into a temporary folder:
+#/ no node_modules ever lands in the image build context (images/).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"   # ROOT, die, usage
 PINS="$ROOT/ci/webui-vendor"
 DEST="$ROOT/images/webui/static/vendor/uplot"
 # package path -> vendored name
@@ -20,10 +20,11 @@ mode=copy
 case "${1:-}" in
   "") ;;
   --check) mode=check ;;
-  *) echo "usage: ci/vendor-webui.sh [--check]" >&2; exit 2 ;;
+  -h | --help) usage 0 ;;
+  *) usage ;;
 esac
 
-command -v npm >/dev/null || { echo "npm is needed (apt-get install npm)" >&2; exit 1; }
+command -v npm >/dev/null || die "npm is needed (apt-get install npm)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$PINS/package.json" "$PINS/package-lock.json" "$work/"

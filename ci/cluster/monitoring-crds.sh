@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Regenerates tests/cluster/crds/: the ServiceMonitor and PodMonitor CRDs the chart can render,
-# made by controller-gen from the prometheus-operator's API types (Go modules, pinned), without
-# descriptions. tests/cluster installs them, as a cluster running the prometheus-operator has them.
+#/ Regenerates tests/cluster/crds/: the ServiceMonitor and PodMonitor CRDs the chart can render,
+#/ made by controller-gen from the prometheus-operator's API types (Go modules, pinned), without
+#/ descriptions. tests/cluster installs them, as a cluster running the prometheus-operator has them.
+#/
+#/   ci/cluster/monitoring-crds.sh
 set -euo pipefail
+. "$(dirname "$0")/../lib.sh"   # ROOT, usage
+case "${1:-}" in
+  "") ;;
+  -h | --help) usage 0 ;;
+  *) usage ;;
+esac
 PROMETHEUS_OPERATOR=v0.95.1 # github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring
 CONTROLLER_TOOLS=v0.19.0    # sigs.k8s.io/controller-tools
 api=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring
-out=$(cd "$(dirname "$0")/../../tests/cluster" && pwd)/crds
+out=$ROOT/tests/cluster/crds
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -1,8 +1,9 @@
 # The real node of `ci/cluster.sh up --node`: containerd + runc (Debian), the CNI bridge (Debian's
 # plugins), kubelet and kube-proxy (the control plane's k8s.io/kubernetes module), CoreDNS (its Go
 # module, pinned by ci/node/coredns/go.mod), a pause image and a loopback image registry.
-# Sourced by ci/cluster.sh, which defines CLUSTER, CACHE, KUBE_VERSION, MODDIR, say, die, timed,
-# build_kube_cmds, start, wait_for, free_ports, kc, cert and kubeconfig.
+# Sourced by ci/cluster.sh, which defines CLUSTER, KUBE_VERSION, MODDIR, timed, build_kube_cmds,
+# start, wait_for, free_ports, kc, cert and kubeconfig, and sources ci/lib.sh (ROOT, CACHE, say,
+# die, apt_install). Not a command of its own.
 #
 # Everything this node makes exists only on this machine: a bridge with the node address, pod
 # and Service ranges that no real network uses, and a firewall chain that drops every packet a pod
@@ -30,7 +31,6 @@ NODE_BIN=$CACHE/node-$KUBE_VERSION-$(cat "$ROOT"/ci/node/coredns/go.* "$ROOT"/ci
 COREDNS_VERSION=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' \
   "$ROOT/ci/node/coredns/go.mod")
 CNI_BIN=/usr/lib/cni
-. "$ROOT/ci/lib.sh"   # apt_install
 
 # ---- build ----------------------------------------------------------------------------------------
 node_build() {

@@ -103,7 +103,13 @@ def test_selectors_use_name_instance_component_only(scenario):
 def test_containers_are_hardened(scenario):
     for doc, spec in pod_specs(RENDERS[scenario]):
         name = f"{doc['kind']}/{doc['metadata']['name']}"
-        assert spec["automountServiceAccountToken"] is False, name
+        # Only webui's cluster view reads the API, with its own account (webui.clusterView).
+        reads_api = doc["kind"] != "Pod" and component(doc) == "webui" and any(
+            e["name"] == "CLUSTER_VIEW" and e.get("value") == "kubernetes"
+            for e in spec["containers"][0]["env"])
+        assert spec["automountServiceAccountToken"] is reads_api, name
+        if reads_api:
+            assert spec["serviceAccountName"].endswith("webui"), name
         pod_sc = spec["securityContext"]
         assert pod_sc["runAsNonRoot"] is True and pod_sc["seccompProfile"]["type"] == "RuntimeDefault"
         assert pod_sc["runAsUser"] == 10001 and pod_sc["runAsGroup"] == 10001, name

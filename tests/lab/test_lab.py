@@ -1,10 +1,11 @@
 """ci/lab.py against the real control plane of `ci/cluster.sh up`: scaling read back from the
 API server, rng made a DaemonSet through helm, and each error provoked for real (a wrong
-namespace, a missing release, a ServiceAccount without the Role, no cluster, a rollout that
-cannot become ready), each with its fix, exit 1 and no traceback."""
+namespace, a missing release, a ServiceAccount without the Role or without helm's rights, no
+cluster, a rollout that cannot become ready), each with its fix, exit 1 and no traceback."""
 import os
 import pty
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -97,6 +98,14 @@ def token_kubeconfig(cluster, namespace, path):
     return path
 
 
+def docs_role(cluster, namespace):
+    """docs/lab.md's Role in NAMESPACE, bound to the ServiceAccount of token_kubeconfig()."""
+    role = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "lab.md").read_text(), re.S).group(1)
+    cluster.apply(role, "-n", namespace)
+    cluster.kubectl("-n", namespace, "create", "rolebinding", "lab", "--role", "dockercoins-lab",
+                    f"--serviceaccount={namespace}:no-role")
+
+
 def test_service_account_without_role(cluster, release, lab_with, tmp_path):
     kubeconfig = token_kubeconfig(cluster, release, tmp_path / "no-role.kubeconfig")
     env = {**cluster.env, "KUBECONFIG": str(kubeconfig)}
@@ -140,10 +149,7 @@ def test_the_role_in_docs_is_enough(cluster, release, lab_with, tmp_path):
     `measure` gets past RBAC to the service proxy (kwok's webui pod does not run, so the proxy
     itself refuses, and the message says so, not "forbidden")."""
     kubeconfig = token_kubeconfig(cluster, release, tmp_path / "lab.kubeconfig")
-    role = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "lab.md").read_text(), re.S).group(1)
-    cluster.apply(role, "-n", release)
-    cluster.kubectl("-n", release, "create", "rolebinding", "lab", "--role", "dockercoins-lab",
-                    f"--serviceaccount={release}:no-role")
+    docs_role(cluster, release)
     env = {**cluster.env, "KUBECONFIG": str(kubeconfig)}
     status, out, err = lab_with(env, "-n", release, "scale", "worker", 2)
     assert status == 0, err
@@ -151,6 +157,30 @@ def test_the_role_in_docs_is_enough(cluster, release, lab_with, tmp_path):
     status, _, err = lab_with(env, "-n", release, "measure", "--seconds", 1)
     assert_clean_error(status, err, "cannot read webui's /json through the service proxy")
     assert "forbidden:" not in err, err
+
+
+def test_helm_commands_name_helms_rights(cluster, apps, release, lab_with, tmp_path):
+    """rng-kind and experiment --daemonset run helm upgrade, which the lab's Role does not allow:
+    the error names the `admin` ClusterRole with a rolebinding command, and that command, run as
+    printed, is enough."""
+    kubeconfig = token_kubeconfig(cluster, release, tmp_path / "helm.kubeconfig")
+    env = {**cluster.env, "KUBECONFIG": str(kubeconfig)}
+    # No rights at all: the first API call is denied, and the fix is helm's, not the Role.
+    status, _, err = lab_with(env, "-n", release, "experiment", "--daemonset")
+    assert_clean_error(status, err, "forbidden", "runs helm upgrade", "--clusterrole admin")
+    # The lab's Role: the API calls pass, helm itself is denied (its release Secrets).
+    docs_role(cluster, release)
+    status, _, err = lab_with(env, "-n", release, "rng-kind", "DaemonSet")
+    assert_clean_error(status, err, "forbidden", "runs helm upgrade", "secrets",
+                       f"--serviceaccount {release}:no-role")
+    fix = re.search(r"(kubectl -n \S+ create rolebinding [^;]+);", err)
+    assert fix, err
+    cluster.kubectl(*shlex.split(fix.group(1))[1:])
+    status, out, err = lab_with(env, "-n", release, "rng-kind", "DaemonSet")
+    assert status == 0, err
+    assert out.strip() == "rng: DaemonSet"
+    assert [d.metadata.name for d in apps.list_namespaced_daemon_set(
+        release, label_selector=component("rng")).items] == ["rng"]
 
 
 def test_progress_line_on_a_terminal(cluster, release):

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cluster"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "workshop"))   # test_workshop_on_node.py
+sys.path.insert(0, str(Path(__file__).parents[1] / "dashboard"))  # test_cluster_view_on_node.py
 import kube  # noqa: E402
 import node  # noqa: E402  (tests/node/node.py)
 

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+import speed
 import webui
 from support import free_port, worker
 
@@ -109,7 +110,7 @@ def test_a_miner_without_heartbeats_is_not_shown_as_zero(client, redis_db):
     for answer in answers[-3:]:
         assert answer["speed"] == pytest.approx(miner.rate(), rel=0.03), (answer, miner.rate())
     # It stopped: the speed falls to a true 0 within a few seconds.
-    time.sleep(webui.QUIET_SECONDS + 1)
+    time.sleep(speed.QUIET_SECONDS + 1)
     assert client.get("/json").get_json()["speed"] == 0
 
 

@@ -213,3 +213,8 @@ Called once, from validate.yaml.
 {{- fail "redis.image.tag must be an exact release (for example 7.4.8-alpine), never latest." -}}
 {{- end -}}
 {{- end -}}
+
+{{/* webui's own ServiceAccount, for the cluster view: `<prefix>webui`. */}}
+{{- define "dockercoins.webui.serviceAccountName" -}}
+{{- include "dockercoins.fullname" (list . "webui") -}}
+{{- end -}}

@@ -7,6 +7,7 @@ docs/services.md.
 Usage:
   template: {{ include "dockercoins.appPodTemplate" (dict "root" $ "component" "rng" "env" $env "grace" 30) | nindent 4 }}
 where $env is a YAML list of env entries (text) and grace the terminationGracePeriodSeconds.
+Optional "apiReader" true: the pod reads the Kubernetes API with webui's own ServiceAccount.
 */}}
 {{- define "dockercoins.appPodTemplate" -}}
 {{- $root := .root -}}
@@ -26,7 +27,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
-  {{- include "dockercoins.podSpecCommon" (dict "root" $root "values" $values) | nindent 2 }}
+  {{- include "dockercoins.podSpecCommon" (dict "root" $root "values" $values "apiReader" .apiReader) | nindent 2 }}
   terminationGracePeriodSeconds: {{ .grace }}
   containers:
     - name: {{ $component }}
@@ -95,13 +96,20 @@ spec:
 {{/*
 Pod-level settings shared by every pod of the chart, test pods included.
 Usage: include "dockercoins.podSpecCommon" (dict "root" $ "values" .Values.rng)
-("values" is the component's block; the test pods pass none).
+("values" is the component's block; the test pods pass none; "apiReader" true mounts webui's
+token, see appPodTemplate).
 */}}
 {{- define "dockercoins.podSpecCommon" -}}
 {{- $root := .root -}}
+{{- if .apiReader }}
+# webui's cluster view reads its release's Deployments and DaemonSets (templates/webui/rbac.yaml).
+serviceAccountName: {{ include "dockercoins.webui.serviceAccountName" $root }}
+automountServiceAccountToken: true
+{{- else }}
 serviceAccountName: {{ include "dockercoins.serviceAccountName" $root }}
-# No pod of DockerCoins talks to the Kubernetes API.
+# No other pod of DockerCoins talks to the Kubernetes API.
 automountServiceAccountToken: false
+{{- end }}
 # Service links would add RNG_PORT, REDIS_PORT... to every container; discovery is by DNS.
 enableServiceLinks: false
 securityContext:

@@ -5,6 +5,9 @@
 // differences the `hashes` counter itself: that counter is flushed once a second, and
 // differencing it is what made the seed's graph read 4-4-4-0 for a steady 3.33.
 //
+// Beside the speed graph: the release's replicas (ready/desired, from webui's watch of the
+// Kubernetes API, or from the heartbeats under ci/up.sh) and the model line they predict.
+//
 // When redis or webui cannot be reached the page says so, keeps the last known numbers
 // (greyed, marked as such) and leaves a gap in the graph: it never draws a false 0.
 (function () {
@@ -14,6 +17,9 @@
   const TIMEOUT_MS = 2500;        // no answer by then: webui is unreachable
   const HISTORY_SECONDS = 300;    // the graphs show the last five minutes
   const QUEUE_SECONDS = 0.2;      // rng and hasher each work 0.1 s; past twice that, calls queue
+  // The bottleneck model of ci/scaling.py: a worker loops in 0.3 s (sleep, rng, hasher), so
+  // 3.33 hashes/s; one rng serves one call at a time, 0.1 s each, so 10 calls/s.
+  const PER_WORKER = 1 / 0.3, PER_RNG = 10;
 
   const $ = (id) => document.getElementById(id);
   const style = getComputedStyle(document.documentElement);
@@ -21,6 +27,7 @@
   const COLOURS = {
     text: colour("--text"), axis: colour("--axis"), grid: colour("--grid"),
     speed: colour("--speed"), rng: colour("--rng"), hasher: colour("--hasher"),
+    model: colour("--model"),
   };
   const clockTime = (epochSeconds) => new Date(epochSeconds * 1000).toLocaleTimeString("en-GB");
   // The graphs are canvases: their text follows the page's root size (see dashboard.css).
@@ -30,7 +37,7 @@
   const LABEL_FONT = `bold ${Math.round(0.8 * REM)}px ${FONT_FAMILY}`;
 
   // What the graphs draw; null is a gap (unreachable), never a 0. Tests read it.
-  const history = {t: [], speed: [], rng: [], hasher: []};
+  const history = {t: [], speed: [], model: [], rng: [], hasher: []};
   const page = {state: "connecting", lastGood: null, downSince: null, clockOffset: 0};
   window.dockercoins = {history, page, colours: COLOURS, charts: {}};
 
@@ -61,7 +68,7 @@
       axes: axes(yLabel, yValues),
       series: [{}, ...series.map((s) => ({
         label: s.label, stroke: s.stroke, width: s.width || 3, spanGaps: false,
-        points: {show: false},
+        dash: s.dash, points: {show: false},
       }))],
     }, [history.t, ...series.map((s) => history[s.key])], element);
     new ResizeObserver(() => {
@@ -74,6 +81,7 @@
   const charts = window.dockercoins.charts;
   charts.speed = makeChart($("speed-chart"), "hashes/s", 1, [
     {key: "speed", label: "hashes/s", stroke: COLOURS.speed, width: 4},
+    {key: "model", label: "model", stroke: COLOURS.model, width: 3, dash: [12, 8]},
   ], (u, ticks) => ticks.map((v) => formatAxis(v)));
   charts.latency = makeChart($("latency-chart"), "seconds", 0.3, [
     {key: "rng", label: "rng", stroke: COLOURS.rng},
@@ -89,14 +97,15 @@
     while (history.t.length && history.t[0] < oldest) {
       for (const key of Object.keys(history)) history[key].shift();
     }
-    charts.speed.setData([history.t, history.speed]);
+    charts.speed.setData([history.t, history.speed, history.model]);
     charts.latency.setData([history.t, history.rng, history.hasher]);
   }
 
-  function addPoint(t, speed, rng, hasher) {
+  function addPoint(t, speed, rng, hasher, model = null) {
     const last = history.t.length ? history.t[history.t.length - 1] : -Infinity;
     history.t.push(Math.max(t, last + 0.001));  // uPlot needs x in order
     history.speed.push(speed);
+    history.model.push(model);
     history.rng.push(rng);
     history.hasher.push(hasher);
     redraw();
@@ -137,6 +146,47 @@
     return ["none", "No queue: rng and hasher answer in about 0.1 s. More workers mine faster."];
   }
 
+  // --- the cluster view --------------------------------------------------------------------
+  // min(3.33 x ready workers, 10 x ready rng); null (no point) without both counts.
+  function model(workloads) {
+    const worker = workloads.worker, rng = workloads.rng;
+    if (!worker || !rng) return null;
+    return Math.min(PER_WORKER * worker.ready, PER_RNG * rng.ready);
+  }
+
+  // "worker 10/10 · rng 1/1 · hasher 1/1" (ready/desired, as kubectl's READY column), or the
+  // one-line reason it is hidden. Returns the model's speed for the graph.
+  function showCluster(cluster) {
+    const element = $("cluster");
+    const workloads = cluster && cluster.workloads;
+    $("model-key").hidden = !workloads;
+    element.hidden = false;
+    element.replaceChildren();
+    if (!workloads) {
+      element.dataset.source = "hidden";
+      element.classList.add("cluster-hidden");
+      element.title = "";
+      element.textContent = "Replica counts hidden: " + ((cluster && cluster.hidden) || "webui sent none");
+      return null;
+    }
+    element.dataset.source = cluster.source;
+    element.classList.remove("cluster-hidden");
+    element.title = cluster.source === "kubernetes"
+      ? "ready/desired replicas of this release, watched through the Kubernetes API"
+      : "workers sending heartbeats; rng and hasher as ci/up.sh started them";
+    // In the workshop's order (JSON objects carry none: Flask sorts their keys).
+    ["worker", "rng", "hasher"].filter((name) => workloads[name]).forEach((name, i) => {
+      const counts = workloads[name];
+      if (i) element.append(" · ");
+      const item = document.createElement("span");
+      item.dataset.component = name;
+      item.textContent = `${name} ${counts.ready}/${counts.desired}`;
+      if (counts.ready < counts.desired) item.className = "not-ready";
+      element.append(item);
+    });
+    return model(workloads);
+  }
+
   function setState(state, message) {
     page.state = state;
     document.body.dataset.state = state;
@@ -172,7 +222,7 @@
     } else {
       setState("live", "Live · updated every second");
     }
-    addPoint(data.now, data.speed, data.rng_seconds, data.hasher_seconds);
+    addPoint(data.now, data.speed, data.rng_seconds, data.hasher_seconds, showCluster(data.cluster));
   }
 
   function showDown(state, problem, serverNow) {

@@ -1,0 +1,108 @@
+"""The cluster view: desired and ready replicas of the release's worker, rng and hasher, shown
+beside the speed graph ("worker 10/10 · rng 1/1 · hasher 1/1") with the model line
+min(3.33 x workers, 10 x rng).
+
+CLUSTER_VIEW=kubernetes (the chart): a background watch (clusterwatch.py) of the Deployments and
+DaemonSets labelled with the release's instance, in its namespace. Credentials: the pod's
+ServiceAccount token in a cluster, else the kubeconfig in KUBECONFIG. Any failure (403, API
+unreachable) hides the panel with a one-line reason; the speed never waits on the API.
+CLUSTER_VIEW=local (ci/up.sh): the worker count from the heartbeats, rng and hasher from env.
+CLUSTER_VIEW=off: hidden."""
+import json
+
+from kubernetes.client.rest import ApiException
+from kubernetes.config import ConfigException
+from urllib3.exceptions import HTTPError
+
+COMPONENTS = ("worker", "rng", "hasher")
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+def make_view(config):
+    """The view the app's config asks for (keys CLUSTER_VIEW, POD_NAMESPACE, RELEASE_NAME,
+    KUBECONFIG, CLUSTER_WATCH_SECONDS, LOCAL_RNG_REPLICAS, LOCAL_HASHER_REPLICAS; see webui.create_app)."""
+    mode = config["CLUSTER_VIEW"]
+    if mode == "local":
+        return LocalView(config["LOCAL_RNG_REPLICAS"], config["LOCAL_HASHER_REPLICAS"])
+    if mode == "off":
+        return Hidden("the cluster view is off (webui.clusterView.enabled=false)")
+    if mode != "kubernetes":
+        return Hidden(f"CLUSTER_VIEW must be kubernetes, local or off, not {mode!r}")
+    if not (config["POD_NAMESPACE"] and config["RELEASE_NAME"]):
+        return Hidden("POD_NAMESPACE and RELEASE_NAME are not set")
+    from clusterwatch import WatchedView, apps_api  # the watch only where it runs
+    try:
+        api = apps_api(config["KUBECONFIG"])
+    except (ConfigException, OSError) as error:
+        return Hidden(one_line(f"no Kubernetes credentials: {error}"))
+    view = WatchedView(api, config["POD_NAMESPACE"], config["RELEASE_NAME"],
+                       config["CLUSTER_WATCH_SECONDS"])
+    view.start()
+    return view
+
+
+class Hidden:
+    def __init__(self, reason):
+        self.reason = reason
+
+    def data(self, workers):
+        return {"hidden": self.reason}
+
+
+class LocalView:
+    """ci/up.sh: the workers that send heartbeats, and the rng and hasher it started."""
+
+    def __init__(self, rng, hasher):
+        self.fixed = {name: n for name, n in (("rng", rng), ("hasher", hasher)) if n is not None}
+
+    def data(self, workers):
+        counts = {"worker": workers, **self.fixed}
+        return {"source": "heartbeats", "workloads": {
+            name: {"kind": "process", "desired": n, "ready": n} for name, n in counts.items()}}
+
+
+def replicas(kind, obj):
+    """(desired, ready) of a Deployment or DaemonSet, as the client's model objects give them."""
+    status = obj.status
+    if kind == "DaemonSet":
+        return (status and status.desired_number_scheduled) or 0, (status and status.number_ready) or 0
+    desired = 1 if obj.spec.replicas is None else obj.spec.replicas
+    return desired, (status and status.ready_replicas) or 0
+
+
+def workloads(objects):
+    """{component: {kind, desired, ready}} from {(kind, name): (component, desired, ready)}.
+    An rng that is both a Deployment and a DaemonSet (during a switch) counts both."""
+    shaped = {}
+    for (kind, _), (component, desired, ready) in sorted(objects.items()):
+        if component not in COMPONENTS:
+            continue
+        entry = shaped.setdefault(component, {"kind": kind, "desired": 0, "ready": 0})
+        if kind not in entry["kind"].split("+"):
+            entry["kind"] += "+" + kind
+        entry["desired"] += desired
+        entry["ready"] += ready
+    return {name: shaped[name] for name in COMPONENTS if name in shaped}
+
+
+def one_line(text, limit=200):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def api_problem(error):
+    """A one-line reason from a failed call: the API's own message when it answered."""
+    if isinstance(error, ApiException):
+        try:
+            message = json.loads(error.body)["message"]
+        except (TypeError, ValueError, KeyError):
+            message = error.reason
+        if error.status == 403:
+            return one_line(f"no permission to read the release's workloads: {message}")
+        return one_line(f"Kubernetes API error {error.status}: {message}")
+    if isinstance(error, (HTTPError, OSError)):
+        if isinstance(getattr(error, "reason", None), Exception):
+            error = error.reason  # urllib3's MaxRetryError: the connection's own error says more
+        return one_line(f"Kubernetes API unreachable: {type(error).__name__}: {error}")
+    return one_line(f"cluster view failed: {type(error).__name__}: {error}")
