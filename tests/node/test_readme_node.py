@@ -1,4 +1,4 @@
-"""The README's real-node block as typed: `ci/cluster.sh up --node`, `helm install ... -f
+"""docs/node.md's block as typed (the real node, linked from the README): `ci/cluster.sh up --node`, `helm install ... -f
 .cluster/node-values.yaml --wait`, `kubectl scale deployment worker --replicas=10`, the plateau on
 /json, and `ci/cluster.sh down`. It runs after the session's node is down (one node at a time on
 this machine; see conftest.py), in a cluster directory of its own."""
@@ -13,7 +13,7 @@ from workshop import readme
 
 def test_the_node_block_as_typed(node_cluster, tmp_path):
     node_cluster.script("down")   # a no-op when test_down_leaves_nothing already ran
-    [block] = [b for b in readme.command_blocks() if b.code.startswith("ci/cluster.sh up --node")]
+    block = readme.block_starting("ci/cluster.sh up --node", "docs/node.md")
     directory = tmp_path / "cluster"
     lines = block.lines()
     assert lines[-1].startswith("ci/cluster.sh down")

@@ -1,6 +1,7 @@
-"""The README's first commands work as the first thing run in a fresh clone: no .venv, no
+"""The first commands a reader types work as the first thing run in a fresh clone: no .venv, no
 .tools, nothing installed by an earlier test. Each test copies the tracked files (as a clone
-has them) and runs the README's line as typed, with this checkout's venv and tools off PATH."""
+has them) and runs the page's line as typed (README.md's `ci/up.sh`, docs/testing.md's
+`ci/bench.sh --quick`), with this checkout's venv and tools off PATH."""
 import os
 import shutil
 import signal
@@ -38,7 +39,7 @@ def fresh_env(**extra):
 
 def test_up_first(tmp_path):
     clone = fresh_copy(tmp_path / "clone")
-    line = readme.first_line_starting("ci/up.sh --workers", "Quick start")
+    line = readme.first_line_starting("ci/up.sh --workers", "Set up")
     ports = {name: str(free_port()) for name in ("WEBUI_PORT", "RNG_PORT", "HASHER_PORT",
                                                   "REDIS_PORT")}
     env = fresh_env(**ports, METRICS_PORT_BASE=str(free_port_block(500)))
@@ -69,7 +70,7 @@ def test_up_first(tmp_path):
 
 def test_bench_quick_first(tmp_path):
     clone = fresh_copy(tmp_path / "clone")
-    line = readme.first_line_starting("ci/bench.sh --quick", "Benchmark")
+    line = readme.first_line_starting("ci/bench.sh --quick", "Benchmarks", "docs/testing.md")
     assert line == "ci/bench.sh --quick"
     started = time.monotonic()
     proc = subprocess.run(["bash", "-c", line], cwd=clone, env=fresh_env(), capture_output=True,

@@ -1,8 +1,9 @@
-"""Every command block of README.md runs as typed, or says why not (readme.py): the Helm steps
-in order on the local control plane (install, scale, upgrade with the counts, the DaemonSet,
-the HPA hand-over, uninstall), the local-cluster block in a cluster of its own, and the rest
-in test_fresh_clone.py. Placeholders such as `<tag>` get a value; after each block a check
-says whether it did what the README's text says."""
+"""Every command block of README.md, docs/*.md and the chart's README runs as typed, or says
+why not (readme.py): the workshop walk of docs/workshop.md in order on the local control plane
+(install, scale, upgrade with the counts, the DaemonSet, the HPA hand-over, uninstall), the
+local-cluster block of docs/cluster.md in a cluster of its own, and the rest in the tests their
+markers name. Placeholders such as `<tag>` get a value; after each block a check says whether it
+did what the page's text says."""
 import re
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ from workshop_support import shell
 
 pytestmark = pytest.mark.timeout(900)
 
-HELM_SECTION = "Deploy with Helm"
+# The one page whose unmarked blocks run, in order, as a single walk.
+WALK = "docs/workshop.md"
 # An all-digit short SHA for <tag>: `--set` would make it a number, `--set-string` does not.
 PLACEHOLDERS = {"<group>/<project>": "dockercoins/dockercoins", "<tag>": "12345678",
                 "<deploy token username>": "deployer", "<deploy token>": "not-a-real-token"}
@@ -25,28 +27,37 @@ def fill(code):
     for placeholder, value in PLACEHOLDERS.items():
         code = code.replace(placeholder, value)
     left = re.findall(r"<[a-z][^>]*>", code)
-    assert not left, f"README placeholders with no test value: {left}"
+    assert not left, f"{WALK} placeholders with no test value: {left}"
     return code
 
 
 def test_every_command_block_runs_or_says_why():
-    blocks = readme.command_blocks()
-    assert len(blocks) >= 15
+    blocks = readme.all_command_blocks()
+    assert len(blocks) >= 25   # the parser finds them: 29 when written
+    assert {"README.md", WALK, "docs/cluster.md", "docs/node.md"} <= {b.page for b in blocks}
     for block in blocks:
-        where = f"README.md:{block.line} ({block.section})"
+        where = block.where()
         if block.marker == "norun":
             assert len(block.note) > 10, f"{where}: say why it cannot run"
         elif block.marker == "run":
             test = re.search(r"tests/\S+\.py", block.note)
             assert test and (ROOT / test.group(0)).is_file(), f"{where}: name the test that runs it"
         else:
-            assert block.section == HELM_SECTION, f"{where}: no test runs it; mark it"
+            assert block.page == WALK, f"{where}: no test runs it; mark it"
+
+
+def test_the_readme_keeps_its_set_up_commands_tested():
+    """The front page's two commands are there, and each is run by a test its marker names."""
+    blocks = readme.command_blocks()
+    typed = [line for block in blocks for line in block.lines()]
+    assert any(line.startswith("ci/up.sh") for line in typed), typed
+    assert any(line.startswith("ci/test.sh") for line in typed), typed
 
 
 def test_the_marking_is_read_as_written():
     text = ("## A\n<!-- norun: because -->\n```sh\necho no\n```\n\n```console\necho yes\n```\n"
             "## B\n   ```sh\n   echo indented\n   ```\n```\nnot a command\n```\n")
-    blocks = readme.command_blocks(text)
+    blocks = readme.command_blocks(text=text)
     assert [(b.section, b.marker, b.note, b.code) for b in blocks] == [
         ("A", "norun", "because", "echo no"), ("A", "", "", "echo yes"),
         ("B", "", "", "echo indented")]
@@ -98,7 +109,7 @@ def check_uninstalled(cluster):
     assert "dockercoins" not in cluster.helm("list", "-A", "-q").split()
 
 
-CHECKS = [  # (text of the block, check), in README order
+CHECKS = [  # (text of the block, check), in the order of docs/workshop.md
     ("helm upgrade --install dockercoins", check_installed),
     ("kubectl scale deployment worker --replicas=2", check_replicas(worker=10)),
     ("kubectl scale deployment rng --replicas=3", check_replicas(rng=3)),
@@ -112,7 +123,7 @@ CHECKS = [  # (text of the block, check), in README order
 def test_the_helm_steps_as_typed(cluster, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"  # step 4 changes the current context's namespace
     shutil.copy(cluster.kubeconfig, kubeconfig)
-    blocks = [b for b in readme.command_blocks() if b.section == HELM_SECTION and not b.marker]
+    blocks = [b for b in readme.command_blocks(WALK) if not b.marker]
     checked = []
     try:
         for block in blocks:
@@ -123,12 +134,12 @@ def test_the_helm_steps_as_typed(cluster, tmp_path):
                     checked.append(text)
     finally:
         cluster.kubectl("delete", "namespace", "dockercoins", "--wait=false", check=False)
-    assert checked == [text for text, _ in CHECKS], "a README step the checks expect is gone"
+    assert checked == [text for text, _ in CHECKS], f"a step of {WALK} the checks expect is gone"
 
 
 def test_the_local_cluster_block_as_typed(cluster, tmp_path):
-    """The README's own `ci/cluster.sh up ... down`, in a cluster directory of its own."""
-    block = next(b for b in readme.command_blocks() if b.code.startswith("ci/cluster.sh up"))
+    """docs/cluster.md's own `ci/cluster.sh up ... down`, in a cluster directory of its own."""
+    block = readme.block_starting("ci/cluster.sh up", "docs/cluster.md")
     env = {**cluster.env, "CLUSTER_DIR": str(tmp_path / "cluster")}
     env.pop("KUBECONFIG")  # the block's `eval "$(ci/cluster.sh env)"` sets it
     proc = shell_env(block.code, env)
