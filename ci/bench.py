@@ -200,7 +200,7 @@ def print_extras(extras):
     for image in images.get("images", []):
         print(f"image {image['image']}: {image['size_mb']} MB, ready in "
               f"{image['ready_seconds']} s, stopped in {image['stop_seconds']} s "
-              f"(goal: <= 150 MB, <= 2 s)")
+              f"(goal: <= {image['size_goal_mb']} MB, <= 2 s)")
 
 
 def print_table(cells, plot_path):

@@ -71,6 +71,43 @@ def test_services_find_each_other_by_name(app):
                                f'stage="{stage}"') is not None
 
 
+def test_webui_serves_the_dashboard_and_json(app):
+    status, body = pm.http_get(app["webui"].url("/"))
+    assert status == 200 and b"<html" in body.lower(), body[:200]
+    numbers = webui_numbers(app)
+    assert numbers["hashes"] >= 0 and numbers["cluster"]["source"] == "heartbeats", numbers
+
+
+# A kubeconfig whose API server is a closed port on the container's own loopback (no credentials).
+UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: closed, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: nobody, user: {}}]
+contexts: [{name: closed, context: {cluster: closed, user: nobody}}]
+current-context: closed
+"""
+
+
+def test_webui_cluster_view_watch_runs_in_the_image(app, pod, tmp_path):
+    """CLUSTER_VIEW=kubernetes as the chart sets it: the watch threads start in the image, and
+    an API that refuses connections hides the panel with that reason while /json still counts."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    kubeconfig.chmod(0o644)  # the image's user reads it
+    webui = pod.run("webui-k8s", app["webui"].image, network=f"{pod.prefix}-app",
+                    env={"REDIS_URL": "redis://redis:6379/0", "CLUSTER_VIEW": "kubernetes",
+                         "POD_NAMESPACE": "dc", "RELEASE_NAME": "dc", "KUBECONFIG": "/kube/config"},
+                    args=["--volume", f"{kubeconfig}:/kube/config:ro"])
+    webui.wait_http("/readyz")
+    cluster = pm.wait_until(
+        lambda: (lambda c: c if "unreachable" in c.get("hidden", "") else None)(
+            pm.http_json(webui.url("/json"))["cluster"]), 15, what="the watch's first failure")
+    assert cluster["source"] == "kubernetes", cluster
+    assert cluster["hidden"].startswith("Kubernetes API unreachable: "), cluster
+    assert "refused" in cluster["hidden"].lower(), cluster
+    assert pm.http_json(webui.url("/json"))["hashes"] >= 0
+
+
 def test_one_worker_gives_its_rate_at_json(app):
     """The slope of `hashes` between two flushes >= 18 s apart, as a ratio of 1/0.3 s."""
     start = next_flush(app, webui_numbers(app)["hashes"])
