@@ -148,6 +148,16 @@ def quantity_bytes(quantity):
     return int(float(text))
 
 
+def downward_api_value(workload, entry):
+    """What the kubelet puts in an env entry's valueFrom.fieldRef. Only the pod's own namespace
+    is supported (webui's POD_NAMESPACE); anything else fails here, naming the entry, so a new
+    kind of env entry cannot pass unrun."""
+    field = (entry["valueFrom"].get("fieldRef") or {}).get("fieldPath")
+    assert field == "metadata.namespace", (
+        f"env {entry['name']}: only fieldRef metadata.namespace is run here, got {entry}")
+    return workload["metadata"]["namespace"]  # the chart names it on every object
+
+
 def security_context(pod_spec, container):
     """The pod's securityContext with the container's over it, as the kubelet merges them."""
     merged = dict(pod_spec.get("securityContext") or {})
@@ -220,9 +230,10 @@ def podman_options(render, comp):
     # Env: the rendered values, URLs routed as their Service would.
     env, rewrites = {}, {}
     for entry in container.get("env", []):
-        assert "value" in entry, (
-            f"{comp}: env {entry['name']} is not a plain value ({entry}); the default render "
-            "has none, so this test would need to supply it")
+        if "valueFrom" in entry:
+            env[entry["name"]] = downward_api_value(render.workloads[comp], entry)
+            continue
+        assert "value" in entry, f"{comp}: env {entry['name']} has neither value nor valueFrom"
         value = str(entry["value"])
         if is_url(value):
             resolved = render.resolve_url(value)
