@@ -28,10 +28,22 @@ def http_session():
     return session
 
 
-def call(session, stage, method, url, timeout, **kwargs):
-    """The response body (bytes), or StageError once the retries are spent."""
+def prepare(session, method, url, headers):
+    """A request built once and sent many times. Building it per call (Session.request
+    merges the session's settings and parses the URL each time) cost the worker about a
+    third more CPU per hash than urllib3 alone; sending a prepared one costs little more."""
+    return session.prepare_request(requests.Request(method, url, headers=headers))
+
+
+def call(session, stage, prepared, timeout, body=None):
+    """Send a prepared request (with body, if given); the response body (bytes), or
+    StageError once the retries are spent. rng and hasher never redirect: a 3xx is an error.
+    proxies={}: nothing to look up (trust_env is off)."""
+    if body is not None:
+        prepared = prepared.copy()
+        prepared.prepare_body(body, None)
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        response = session.send(prepared, timeout=timeout, allow_redirects=False, proxies={})
     except requests.RequestException as error:
         raise StageError(stage, error) from error
     if response.status_code != 200:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
 
-from http_calls import StageError, call, http_session
+from http_calls import StageError, call, http_session, prepare
 from dockercoins_common import (HOSTNAME, LATENCY_BUCKETS, Readiness, env_float, env_int,
                                 env_str, redis_client, setup_logging)
 from ledger import Ledger
@@ -76,6 +76,12 @@ class Miner:
         self.settings = settings or load_settings()
         self.timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         self.http = http_session()
+        # No keep-alive to rng: kube-proxy balances connections, not requests, so a kept
+        # connection would never move to a new rng replica and the plateau would not lift.
+        self.rng_request = prepare(self.http, "GET", self.settings.rng_url,
+                                   {"Connection": "close"})
+        self.hasher_request = prepare(self.http, "POST", self.settings.hasher_url,
+                                      {"Content-Type": "application/octet-stream"})
         self.worker_id = f"{HOSTNAME}-{uuid.uuid4().hex[:8]}"  # new per start: seq restarts
         self.ledger = Ledger(redis or redis_client(self.settings.redis_url), self.worker_id)
         self.stop = threading.Event()
@@ -84,13 +90,9 @@ class Miner:
     # --- the loop ---
     def mine_once(self):
         started = time.monotonic()
-        random_bytes = self.call("rng", "GET", self.settings.rng_url,
-                                 headers={"Connection": "close"})
-        # No keep-alive to rng: kube-proxy balances connections, not requests, so a kept
-        # connection would never move to a new rng replica and the plateau would not lift.
+        random_bytes = self.call("rng", self.rng_request)  # a new connection: see __init__
         rng_done = time.monotonic()
-        digest = self.call("hasher", "POST", self.settings.hasher_url, data=random_bytes,
-                           headers={"Content-Type": "application/octet-stream"}).decode()
+        digest = self.call("hasher", self.hasher_request, random_bytes).decode()
         coin = (digest, random_bytes) if is_coin(digest) else None
         if self.ledger.record(coin, rng_done - started, time.monotonic() - rng_done):
             HASHES.inc()
@@ -98,12 +100,12 @@ class Miner:
                 COINS.inc()
                 log.info("Coin found: %s", digest)
 
-    def call(self, stage, method, url, **kwargs):
+    def call(self, stage, prepared, body=None):
         """The response body, or StageError once the retries are spent."""
         started = time.monotonic()
-        body = call(self.http, stage, method, url, self.timeout, **kwargs)
+        answer = call(self.http, stage, prepared, self.timeout, body)
         CALL_DURATION.labels(stage).observe(time.monotonic() - started)
-        return body
+        return answer
 
     def flush(self, wait_seconds=-1):
         """Hand pending loops to redis; StageError('redis') if redis did not confirm."""
