@@ -294,6 +294,37 @@ def print_table(cells, plot_path):
     print(f"plot: {plot_path}")
 
 
+def machine():
+    """What the figures were measured on: cores, CPU model, kernel."""
+    import platform
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown")
+    return f"{os.cpu_count()} cores ({model}), Linux {platform.release()}"
+
+
+def write_report(path, cells, extras, argv):
+    """The figures as markdown, dated, with the machine, and the plot beside them."""
+    import contextlib
+    import io
+    plot(cells, path.with_suffix(".png"))
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        print_table(cells, path.with_suffix(".png").name)
+        print_extras(extras)
+    path.write_text(
+        "# Benchmarks\n\n"
+        f"Written by `ci/bench.sh {' '.join(argv)}` on {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"on {machine()}. The machine is shared, so expect noise of several percent; run "
+        "the bench again rather than copying these figures.\n\n"
+        "Each cell runs the app as `ci/up.sh --workers W --rng R` does, and compares the "
+        "speed (slope of redis `hashes`) with the model min(3.33 W, 10 R). CPU is per hash, "
+        "per service, from /proc.\n\n"
+        f"![measured speed against the model]({path.with_suffix('.png').name})\n\n"
+        f"```\n{text.getvalue()}```\n")
+    return path
+
+
 def fmt(value):
     return "  -  " if value is None else f"{value:.3f}"
 
@@ -313,6 +344,9 @@ def main():
     parser.add_argument("--scale-change", action=argparse.BooleanOptionalAction, default=None,
                         help="the speed shown after 1 -> 6 -> 2 workers (default: on, off "
                              "with --quick)")
+    parser.add_argument("--report", default=None,
+                        help="write the figures as markdown here, the plot beside it "
+                             "(default: docs/benchmarks.md, none with --quick)")
     args = parser.parse_args()
     extras = {}
     if args.scale_change if args.scale_change is not None else not args.quick:
@@ -334,6 +368,10 @@ def main():
     else:
         print_table(cells, plot_path)
         print_extras(extras)
+    report = args.report or (None if args.quick else str(ROOT / "docs" / "benchmarks.md"))
+    if report:
+        written = write_report(Path(report), cells, extras, sys.argv[1:])
+        print(f"report: {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":

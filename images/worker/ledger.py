@@ -106,7 +106,11 @@ class Ledger:
         now = time.monotonic()
         while self.recent and self.recent[0][0] < now - self.window:
             self.recent.popleft()
-        rate = window_rate([r[0] for r in self.recent], now, self.started, self.window)
+        # A stopping worker claims no speed: its last heartbeat outlives it by up to the
+        # TTL, and held at its old rate it summed with the survivors' rising ones past the
+        # true rate (12.0/s shown for a true 9.9 going from 6 workers to 2).
+        rate = 0.0 if self.closed else window_rate(
+            [r[0] for r in self.recent], now, self.started, self.window)
         return {"id": self.worker_id, "rate": rate,
                 "rng_seconds": median_or_none([r[1] for r in self.recent]),
                 "hasher_seconds": median_or_none([r[2] for r in self.recent]),

@@ -227,3 +227,19 @@ def test_the_sum_of_rates_after_a_scale_change_never_overshoots(before, after):
         assert total <= max(old_rate, new_rate) * 1.05, (age, total)
         if age >= window:
             assert total == pytest.approx(new_rate, rel=0.05), (age, total)
+
+
+def test_a_stopping_worker_claims_no_speed(redis_db):
+    """Its last heartbeat outlives it by the TTL; the survivors' rates rise meanwhile."""
+    book = ledger.Ledger(redis_db, "test-worker")
+    book.started -= 2 * book.window
+    for _ in range(20):
+        book.record(None, 0.1, 0.1)
+        time.sleep(0.01)
+    with book.lock:
+        assert book.heartbeat()["rate"] > 0
+    book.close()
+    book.flush()
+    beat = json.loads(redis_db.get("dockercoins:worker:test-worker"))
+    assert beat["rate"] == 0 and beat["hashes"] == 20
+    assert int(redis_db.get("hashes")) == 20
