@@ -158,6 +158,77 @@ def dashboard_figures(seconds):
     return {"rows": rows}
 
 
+def start_workers(app, count):
+    """count more worker processes on the app's rng, hasher and redis (a scale-up)."""
+    import subprocess
+    env = {**os.environ, "RNG_URL": app.rng_url + "/32", "HASHER_URL": app.hasher_url + "/",
+           "REDIS_URL": app.redis_url, "METRICS_PORT": "0", "METRICS_HOST": "127.0.0.1",
+           "PYTHONPATH": str(ROOT / "images" / "common"), "PYTHONUNBUFFERED": "1"}
+    return [subprocess.Popen([sys.executable, str(ROOT / "images" / "worker" / "worker.py")],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(count)]
+
+
+def speed_trace(app, seconds, interval=0.25):
+    """[(webui's clock, speed)] from /json, as the page draws it (one point per poll)."""
+    import requests
+    trace, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        data = requests.get(app.webui + "/json", timeout=2).json()
+        if data.get("speed") is not None and not data.get("settling"):
+            trace.append((data["now"], data["speed"]))
+        time.sleep(interval)
+    return trace
+
+
+def transition(app, change, old_rate, steady_after=15.0, window=15.0):
+    """Do change() (a scale change), then: the speed shown every poll for steady_after +
+    window seconds, and the new true rate (slope of `hashes`) over the last `window`.
+    Returns the SPEC's three figures: the largest overshoot above the higher of the old and
+    new true rates (%), the seconds until the speed shown stays within 5% of the new rate,
+    and the worst error in steady state (%)."""
+    import threading
+    change()
+    changed, fit = time.time(), {}
+    slope = threading.Thread(target=lambda: (time.sleep(steady_after), fit.update(
+        rate=counter_slope(app.hashes, window))))
+    slope.start()
+    trace = speed_trace(app, steady_after + window)
+    slope.join()
+    new_rate = fit["rate"]
+    top = max(old_rate, new_rate)
+    off = [t for t, v in trace if abs(v - new_rate) > 0.05 * new_rate]
+    steady = [abs(v - new_rate) / new_rate for t, v in trace if t >= changed + steady_after]
+    return {"old_rate": round(old_rate, 3), "new_rate": round(new_rate, 3),
+            "max_overshoot_pct": round(100 * max(0.0, max(v for _, v in trace) / top - 1), 1),
+            "within_5pct_after_s": round(max(off, default=changed) - changed, 1),
+            "steady_error_pct": round(100 * max(steady), 1), "points": len(trace)}
+
+
+def scale_change_figures():
+    """1 -> 6 workers on one rng, then 6 -> 2: how the speed /json shows (the page draws
+    exactly that) follows the true rate. SPEC "Dashboard accuracy": never more than 5% above
+    the higher true rate, within 5% of the new one 10 s after, within 3% in steady state."""
+    with LocalApp(1, 1) as app:
+        time.sleep(15)
+        old = counter_slope(app.hashes, 10)
+        extra = []
+        up = transition(app, lambda: extra.extend(start_workers(app, 5)), old)
+        try:
+            def scale_down():
+                for proc in extra[1:]:
+                    proc.terminate()
+                for proc in extra[1:]:
+                    proc.wait(10)
+            down = transition(app, scale_down, up["new_rate"])
+        finally:
+            for proc in extra:
+                proc.terminate()
+                proc.wait(10)
+    return {"rows": [{"change": "1 -> 6 workers, 1 rng", **up},
+                     {"change": "6 -> 2 workers, 1 rng", **down}]}
+
+
 def rounded(value):
     return None if value is None else round(value, 3)
 
@@ -186,6 +257,11 @@ def plot(cells, path):
 
 
 def print_extras(extras):
+    for row in extras.get("scale_change", {}).get("rows", []):
+        print(f"scale change {row['change']}: true {row['old_rate']:.2f} -> {row['new_rate']:.2f}"
+              f"/s, max overshoot {row['max_overshoot_pct']:.1f} % (goal: <= 5 %), within 5 % "
+              f"after {row['within_5pct_after_s']:.1f} s (goal: <= 10 s), steady error "
+              f"{row['steady_error_pct']:.1f} % (goal: <= 3 %)")
     dashboard = extras.get("dashboard", {})
     if "skipped" in dashboard:
         print(f"dashboard: skipped: {dashboard['skipped']}")
@@ -218,6 +294,37 @@ def print_table(cells, plot_path):
     print(f"plot: {plot_path}")
 
 
+def machine():
+    """What the figures were measured on: cores, CPU model, kernel."""
+    import platform
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown")
+    return f"{os.cpu_count()} cores ({model}), Linux {platform.release()}"
+
+
+def write_report(path, cells, extras, argv):
+    """The figures as markdown, dated, with the machine, and the plot beside them."""
+    import contextlib
+    import io
+    plot(cells, path.with_suffix(".png"))
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        print_table(cells, path.with_suffix(".png").name)
+        print_extras(extras)
+    path.write_text(
+        "# Benchmarks\n\n"
+        f"Written by `ci/bench.sh {' '.join(argv)}` on {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"on {machine()}. The machine is shared, so expect noise of several percent; run "
+        "the bench again rather than copying these figures.\n\n"
+        "Each cell runs the app as `ci/up.sh --workers W --rng R` does, and compares the "
+        "speed (slope of redis `hashes`) with the model min(3.33 W, 10 R). CPU is per hash, "
+        "per service, from /proc.\n\n"
+        f"![measured speed against the model]({path.with_suffix('.png').name})\n\n"
+        f"```\n{text.getvalue()}```\n")
+    return path
+
+
 def fmt(value):
     return "  -  " if value is None else f"{value:.3f}"
 
@@ -234,8 +341,16 @@ def main():
     parser.add_argument("--dashboard", action=argparse.BooleanOptionalAction, default=None,
                         help="compare the dashboard's speed with the true rate in Chromium "
                              "(default: on, off with --quick)")
+    parser.add_argument("--scale-change", action=argparse.BooleanOptionalAction, default=None,
+                        help="the speed shown after 1 -> 6 -> 2 workers (default: on, off "
+                             "with --quick)")
+    parser.add_argument("--report", default=None,
+                        help="write the figures as markdown here, the plot beside it "
+                             "(default: docs/benchmarks.md, none with --quick)")
     args = parser.parse_args()
     extras = {}
+    if args.scale_change if args.scale_change is not None else not args.quick:
+        extras["scale_change"] = scale_change_figures()
     if args.dashboard if args.dashboard is not None else not args.quick:
         extras["dashboard"] = dashboard_figures(seconds=30)
     if args.containers if args.containers is not None else not args.quick:
@@ -253,6 +368,10 @@ def main():
     else:
         print_table(cells, plot_path)
         print_extras(extras)
+    report = args.report or (None if args.quick else str(ROOT / "docs" / "benchmarks.md"))
+    if report:
+        written = write_report(Path(report), cells, extras, sys.argv[1:])
+        print(f"report: {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: speed against the model, latency, CPU per hash and memory, per
-# (workers, rng) cell of the app run as ci/up.sh runs it. Writes out/bench.png.
+# (workers, rng) cell of the app run as ci/up.sh runs it, and the speed shown after a scale
+# change. Writes out/bench.png, and (full runs) docs/benchmarks.md with its plot.
 #
 #   ci/bench.sh [--quick] [--json] [--seconds S]
 #   ci/bench.sh --node [--seconds S]   the same cells on real pods of `ci/cluster.sh up --node`

@@ -87,9 +87,10 @@ class Readiness:
         return self._stopping.is_set()
 
 
-def add_ops_routes(app, readiness, ready_check=None):
+def add_ops_routes(app, readiness, ready_check=None, live_check=None):
     """/healthz (alive, no dependency calls), /readyz (may check dependencies) and /metrics,
-    plus the request-duration histogram on every route."""
+    plus the request-duration histogram on every route. ready_check and live_check return
+    None when all is well, else a one-line problem that the probe answers with a 503."""
     from flask import g, request
 
     @app.before_request
@@ -107,6 +108,9 @@ def add_ops_routes(app, readiness, ready_check=None):
 
     @app.get("/healthz")
     def healthz():
+        problem = live_check() if live_check is not None else None
+        if problem:
+            return {"status": "not alive", "error": problem}, 503
         return {"status": "ok"}
 
     @app.get("/readyz")

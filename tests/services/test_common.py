@@ -61,3 +61,22 @@ def test_a_bad_access_log_setting_is_refused():
         assert "ACCESS_LOG must be true or false, got 'maybe'" in service.output()
     finally:
         service.stop()
+
+
+def test_ops_routes_answer_the_same_json_for_every_service():
+    from flask import Flask
+    problem = {"live": None, "ready": None}
+    readiness = common.Readiness()
+    client = common.add_ops_routes(Flask("probe"), readiness,
+                                   ready_check=lambda: problem["ready"],
+                                   live_check=lambda: problem["live"]).test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+    problem.update(live="the loop stopped", ready="redis: down")
+    dead, unready = client.get("/healthz"), client.get("/readyz")
+    assert (dead.status_code, dead.get_json()) == (
+        503, {"status": "not alive", "error": "the loop stopped"})
+    assert (unready.status_code, unready.get_json()) == (
+        503, {"status": "not ready", "error": "redis: down"})
+    readiness.start_shutdown()
+    assert client.get("/readyz").get_json() == {"status": "shutting down"}

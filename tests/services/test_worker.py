@@ -1,13 +1,18 @@
 import hashlib
 import json
+import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
+import ledger
 import worker as worker_module
-from support import RedisServer, gunicorn, metric, wait_until, worker
+from dockercoins_common import ConfigError
+from support import IMAGES, RedisServer, gunicorn, metric, wait_until, worker
 
 
 @pytest.fixture
@@ -76,12 +81,14 @@ def test_sigterm_flushes_and_exits_within_two_seconds(stack):
 def test_heartbeat_tells_rate_and_latency(stack):
     proc = start_worker(stack)
     try:
-        wait_for_more_hashes(proc, 10)
+        # The rate covers a window of RATE_WINDOW_SECONDS, the same for every worker: wait
+        # until this worker has mined for longer than one.
+        wait_for_more_hashes(proc, 10 + int(4 * ledger.RATE_WINDOW_SECONDS))
         store = stack["redis"].client()
         keys = store.keys("dockercoins:worker:*")
         assert len(keys) == 1
         beat = json.loads(store.get(keys[0]))
-        assert 0 < store.ttl(keys[0]) <= worker_module.HEARTBEAT_TTL_SECONDS
+        assert 0 < store.ttl(keys[0]) <= ledger.HEARTBEAT_TTL_SECONDS
         # One loop is 0.1 s sleep + 0.1 s rng + 0.1 s hasher: about 3.33 a second.
         assert 2.5 < beat["rate"] < 3.6, beat
         assert 0.09 < beat["rng_seconds"] < 0.3 and 0.09 < beat["hasher_seconds"] < 0.3
@@ -137,10 +144,10 @@ def test_sigterm_with_redis_down_still_exits_in_time(stack):
 
 def test_recent_rate_is_exact_between_loops():
     done = [10.0 + 0.3 * i for i in range(30)]
-    assert worker_module.recent_rate(done, now=done[-1] + 0.1) == pytest.approx(1 / 0.3)
+    assert ledger.recent_rate(done, now=done[-1] + 0.1) == pytest.approx(1 / 0.3)
     # Stalled for 3 s: the rate falls instead of freezing at its last value.
-    assert worker_module.recent_rate(done, now=done[-1] + 3.0) < 0.8 / 0.3
-    assert worker_module.recent_rate(done[:1], now=11.0) == 0.0
+    assert ledger.recent_rate(done, now=done[-1] + 3.0) < 0.8 / 0.3
+    assert ledger.recent_rate(done[:1], now=11.0) == 0.0
 
 
 def test_health_port_serves_probes_and_metrics(stack):
@@ -149,6 +156,9 @@ def test_health_port_serves_probes_and_metrics(stack):
         import requests
         assert requests.get(proc.url + "/healthz", timeout=2).status_code == 200
         assert requests.get(proc.url + "/readyz", timeout=2).status_code == 200
+        # The same answers as every other service's (dockercoins_common.add_ops_routes).
+        assert requests.get(proc.url + "/healthz", timeout=2).json() == {"status": "ok"}
+        assert requests.get(proc.url + "/readyz", timeout=2).json() == {"status": "ready"}
         assert requests.get(proc.url + "/nope", timeout=2).status_code == 404
         text = requests.get(proc.url + "/metrics", timeout=2).text
         for name in ("dockercoins_worker_hashes_total", "dockercoins_worker_coins_total",
@@ -157,3 +167,79 @@ def test_health_port_serves_probes_and_metrics(stack):
             assert name in text
     finally:
         proc.stop()
+
+
+def test_the_coin_rule_is_the_seeds():
+    assert worker_module.is_coin("0" + "f" * 63)
+    assert not worker_module.is_coin("f" + "0" * 63)
+    coins = sum(worker_module.is_coin(hashlib.sha256(bytes([i])).hexdigest())
+                for i in range(256))
+    assert 4 <= coins <= 40  # one hash in 16
+
+
+def test_settings_are_read_when_asked_not_at_import(monkeypatch):
+    monkeypatch.setenv("READ_TIMEOUT_SECONDS", "soon")
+    # A bad setting does not break the import (tests and tools import the module)...
+    subprocess.run([sys.executable, "-c", "import worker"], check=True, env={
+        **os.environ, "PYTHONPATH": f"{IMAGES / 'worker'}:{IMAGES / 'common'}"})
+    # ...it is refused, by name, when the worker starts.
+    with pytest.raises(ConfigError, match="READ_TIMEOUT_SECONDS must be a number"):
+        worker_module.load_settings()
+    monkeypatch.setenv("READ_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("RNG_URL", "http://rng.example/32")
+    settings = worker_module.load_settings()
+    assert settings.read_timeout == 2.5 and settings.rng_url == "http://rng.example/32"
+    assert settings.hasher_url == "http://hasher/"  # the Service name, as the workshop says
+
+
+def loops(start, end, period):
+    """Completion times of loops every `period` seconds from start to end."""
+    return [start + period * (i + 1) for i in range(int((end - start) / period))]
+
+
+def test_a_young_worker_counts_as_idle_before_it_started():
+    window = ledger.RATE_WINDOW_SECONDS
+    done = loops(100.0, 100.0 + window / 2, 0.3)
+    now = done[-1] + 0.1
+    young = ledger.window_rate(done, now, started=100.0, window=window)
+    assert young == pytest.approx(ledger.recent_rate(done, now) * (now - 100.0) / window)
+    old = loops(90.0, now, 0.3)
+    old = [t for t in old if t >= now - window]
+    assert ledger.window_rate(old, now, started=90.0, window=window) == pytest.approx(1 / 0.3)
+
+
+@pytest.mark.parametrize("before, after", [((1, 0.3), (6, 0.6)), ((6, 0.6), (2, 0.3))])
+def test_the_sum_of_rates_after_a_scale_change_never_overshoots(before, after):
+    """1 -> 6 workers on one rng (each loop 0.3 s, then 0.6 s), and 6 -> 2: every worker
+    reports its rate over the same window, so the sum moves from the old total to the new
+    one without passing either, and is the new one a window after the change."""
+    (old_count, old_period), (new_count, new_period) = before, after
+    window, change = ledger.RATE_WINDOW_SECONDS, 1000.0
+    old_rate, new_rate = old_count / old_period, new_count / new_period
+    for age in [x / 2 for x in range(0, 2 * int(window) + 6)]:
+        now = change + age
+        total = 0.0
+        for i in range(new_count):
+            started = change - 100 if i < old_count else change
+            done = [t for t in loops(started, change, old_period) + loops(change, now, new_period)
+                    if t >= now - window]
+            total += ledger.window_rate(done, now, started, window)
+        assert total <= max(old_rate, new_rate) * 1.05, (age, total)
+        if age >= window:
+            assert total == pytest.approx(new_rate, rel=0.05), (age, total)
+
+
+def test_a_stopping_worker_claims_no_speed(redis_db):
+    """Its last heartbeat outlives it by the TTL; the survivors' rates rise meanwhile."""
+    book = ledger.Ledger(redis_db, "test-worker")
+    book.started -= 2 * book.window
+    for _ in range(20):
+        book.record(None, 0.1, 0.1)
+        time.sleep(0.01)
+    with book.lock:
+        assert book.heartbeat()["rate"] > 0
+    book.close()
+    book.flush()
+    beat = json.loads(redis_db.get("dockercoins:worker:test-worker"))
+    assert beat["rate"] == 0 and beat["hashes"] == 20
+    assert int(redis_db.get("hashes")) == 20
