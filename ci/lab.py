@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import scaling  # noqa: E402  (ci/scaling.py)
+import scaling  # ci/scaling.py: a script's own folder is first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "dockercoins"

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from chart_support import CRD_KINDS, K8S_VERSIONS, ROOT, SCENARIOS, render, render_text, tool
+from helpers.chart import CRD_KINDS, K8S_VERSIONS, ROOT, SCENARIOS, render, render_text, tool
 
 BUNDLED = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
 

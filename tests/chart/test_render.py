@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from chart_support import (APP_COMPONENTS, CRD_KINDS, K8S_VERSIONS, NAMESPACE, ROOT, SCENARIOS,
+from helpers.chart import (APP_COMPONENTS, CRD_KINDS, K8S_VERSIONS, NAMESPACE, ROOT, SCENARIOS,
                       component, env_of, helm, pod_specs, render, template_args)
 
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",

@@ -11,8 +11,9 @@ import time
 import pytest
 import yaml
 
-import kube
-from kube import CHART, DEPLOYMENTS, NODES, SERVICES, component, make_volume, wait_until
+from helpers import kube
+from helpers.kube import CHART, DEPLOYMENTS, NODES, SERVICES, component, make_volume
+from localapp import wait_until
 
 SCENARIOS = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))
 RELEASE = "dockercoins"

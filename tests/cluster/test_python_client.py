@@ -7,7 +7,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from kube import CHART, component, wait_until
+from helpers.kube import CHART, component
+from localapp import wait_until
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import webui
-from support import free_port, worker
+from localapp import free_port, worker
 
 
 @pytest.fixture

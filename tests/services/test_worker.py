@@ -7,7 +7,8 @@ import time
 import pytest
 
 import worker as worker_module
-from support import RedisServer, gunicorn, metric, wait_until, worker
+from helpers.services import RedisServer
+from localapp import gunicorn, metric, wait_until, worker
 
 
 @pytest.fixture
