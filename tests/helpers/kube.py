@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from localapp import ROOT, wait_until  # noqa: F401  (wait_until: for the kube tests)
+from localapp import ROOT
 
 CHART = ROOT / "charts" / "dockercoins"
 TOOLS_BIN = ROOT / ".tools" / "bin"
