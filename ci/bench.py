@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from localapp import LocalApp, counter_slope, process_tree  # ci/localapp.py
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from support import LocalApp, counter_slope, process_tree  # noqa: E402
 
 QUICK_CELLS = [(1, 1), (2, 1), (6, 1), (6, 2)]
 FULL_CELLS = [(1, 1), (2, 1), (3, 1), (6, 1), (10, 1), (6, 2), (10, 2), (10, 3)]
@@ -132,8 +132,7 @@ def run_cell(workers, rng, seconds, settle):
 
 def container_figures():
     """Each image's size and `podman run` to ready time, built from the local base image."""
-    sys.path.insert(0, str(ROOT / "tests" / "containers"))
-    import podman
+    import podman  # ci/podman.py
     problem = podman.available()
     if problem:
         return {"skipped": problem}
@@ -147,8 +146,7 @@ def dashboard_figures(seconds):
     browser = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not os.path.exists(browser):
         return {"skipped": f"no browser at {browser} (apt-get install chromium)"}
-    sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
-    from accuracy import measure_dashboard_error
+    from dashboard_page import measure_dashboard_error
     rows = []
     for workers in (1, 10):
         with LocalApp(workers, 1) as app:

@@ -12,9 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lab  # noqa: E402  (ci/lab.py)
-import scaling  # noqa: E402  (ci/scaling.py)
+import lab  # ci/lab.py: a script's own folder is first on sys.path
+import scaling  # ci/scaling.py
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = ROOT / ".tools" / "bin"

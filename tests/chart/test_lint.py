@@ -1,7 +1,7 @@
 """helm lint --strict, with the defaults and with every CI scenario."""
 import pytest
 
-from chart_support import CHART, EXPECTED_SCENARIOS, SCENARIOS, helm, scenario_file
+from helpers.chart import CHART, EXPECTED_SCENARIOS, SCENARIOS, helm, scenario_file
 
 
 def test_the_scenarios_are_the_expected_ones():

@@ -1,61 +1,19 @@
 """helm package, helm push to an OCI registry on loopback (Debian's docker-registry, the
 distribution registry, started here on a free port), helm pull: the chart round-trips."""
 import hashlib
-import shutil
-import socket
-import subprocess
 import tarfile
-import time
-import urllib.request
 
 import pytest
 import yaml
 
-from chart_support import CHART, helm
-
-REGISTRY = "/usr/bin/docker-registry"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from helpers.chart import CHART, helm
+from helpers.registry import docker_registry
 
 
 @pytest.fixture
 def registry(tmp_path):
-    if not shutil.which(REGISTRY):
-        pytest.fail(f"{REGISTRY} is missing: run ci/tools.sh (it apt-installs docker-registry)")
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(yaml.safe_dump({
-        "version": 0.1,
-        "log": {"level": "warn"},
-        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "storage")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-    }))
-    log = open(tmp_path / "registry.log", "w")
-    process = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("docker-registry did not start:\n" + (tmp_path / "registry.log").read_text())
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with docker_registry(tmp_path) as address:
+        yield address
 
 
 def sha256(path):

@@ -1,15 +1,17 @@
-"""Every scenario renders, validates strictly against Kubernetes 1.29-1.34 (kubernetes-validate's
-Python API, which raises on unknown fields and unknown kinds), and keeps the chart's promises:
-labels, selectors, probes, resources, security settings, and the service contract of
-docs/services.md."""
+"""Every scenario, and k8s/, validates strictly against Kubernetes 1.29-1.34 (kubernetes-validate's
+Python API, which raises on unknown fields and unknown kinds: the one schema validator, as in
+ci/lint.sh), and keeps the promises that hold across every object of every scenario: labels,
+selectors, probes, resources, security settings, the service contract of docs/services.md, and
+PDBs only where more than one replica runs. What one template does with its values is tested by
+helm-unittest (charts/dockercoins/tests, run by test_unittest.py)."""
 import re
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from chart_support import (APP_COMPONENTS, CRD_KINDS, K8S_VERSIONS, NAMESPACE, ROOT, SCENARIOS,
-                      component, env_of, helm, pod_specs, render, template_args)
+from helpers.chart import (APP_COMPONENTS, CRD_KINDS, K8S_VERSIONS, NAMESPACE, ROOT, SCENARIOS,
+                           component, env_of, pod_specs, render)
 
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
           "app.kubernetes.io/component", "app.kubernetes.io/part-of",
@@ -46,6 +48,18 @@ def test_validates_strictly(scenario, version):
             pytest.fail(f"{where}: {error.message} at {'.'.join(map(str, error.path))}")
         checked += 1
     assert checked >= 9
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_k8s_manifests_validate_strictly(version):
+    """k8s/dockercoins.yaml, the chart rendered for plain `kubectl apply` (test_generated.py)."""
+    docs = [doc for doc in yaml.safe_load_all((ROOT / "k8s" / "dockercoins.yaml").read_text()) if doc]
+    assert len(docs) >= 9
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {error.message}")
 
 
 def test_strict_validation_catches_a_typo():
@@ -202,57 +216,6 @@ def test_grace_period_covers_the_shutdown_delay(scenario):
             assert spec["terminationGracePeriodSeconds"] == delay + 25
 
 
-def test_workshop_names_by_default():
-    docs = RENDERS["default"]
-    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    for deployment in ("worker", "rng", "hasher", "webui", "redis"):
-        assert ("Deployment", deployment) in names
-    for service in ("rng", "hasher", "redis", "webui"):
-        assert ("Service", service) in names
-    worker = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "worker")
-    env = env_of(worker["spec"]["template"]["spec"]["containers"][0])
-    assert env["RNG_URL"] == "http://rng/32"
-    assert env["HASHER_URL"] == "http://hasher/"
-    assert env["REDIS_URL"] == "redis://redis:6379/0"
-
-
-def test_hpa_scenario_has_no_rng_replicas():
-    docs = RENDERS["rng-hpa"]
-    rng = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "rng")
-    assert "replicas" not in rng["spec"]
-    hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
-    assert hpa["apiVersion"] == "autoscaling/v2"
-    assert all(metric["type"] != "Resource" for metric in hpa["spec"]["metrics"]), "never CPU"
-    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
-
-
-def test_daemonset_scenario_renders_no_rng_deployment():
-    docs = RENDERS["rng-daemonset"]
-    assert not [d for d in docs if d["kind"] == "Deployment" and component(d) == "rng"]
-    daemonset = [d for d in docs if d["kind"] == "DaemonSet"]
-    assert [d["metadata"]["name"] for d in daemonset] == ["rng"]
-    assert "replicas" not in daemonset[0]["spec"]
-    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
-
-
-def test_one_tag_moves_all_four_images():
-    docs = render(sets=["global.image.tag=4f00ba4"])
-    images = {component(d): s["containers"][0]["image"] for d, s in pod_specs(docs)
-              if component(d) in APP_COMPONENTS}
-    assert images == {c: f"registry.gitlab.com/dockercoins/dockercoins/{c}:4f00ba4"
-                      for c in APP_COMPONENTS}
-    redis = next(s for d, s in pod_specs(docs) if component(d) == "redis")
-    assert redis["containers"][0]["image"].startswith("docker.io/library/redis:7.4.")
-
-
-def test_service_monitor_whenever_asked_for():
-    """`helm template` (no cluster, no API list) renders what was asked for, as an install
-    does; a cluster without the CRDs refuses it with a message (tests/cluster)."""
-    for docs in (render("rng-hpa"), RENDERS["rng-hpa+monitoring"]):
-        assert sorted(d["kind"] for d in docs if d["kind"] in CRD_KINDS) == ["PodMonitor", "ServiceMonitor"]
-    assert not [d for d in render(api_versions=["monitoring.coreos.com/v1"]) if d["kind"] in CRD_KINDS]
-
-
 def test_pdbs_only_with_more_than_one_replica():
     assert not [d for d in RENDERS["default"] if d["kind"] == "PodDisruptionBudget"]
     for scenario, docs in RENDERS.items():
@@ -267,33 +230,6 @@ def test_pdbs_only_with_more_than_one_replica():
             assert replicas > 1, f"{scenario}: PDB {name} for {replicas} replica(s)"
 
 
-def test_network_policies_by_default():
-    """redis is closed to all but its callers; rng, hasher and webui admit in-cluster clients
-    on their HTTP port (the workshop's httping and ab run from pods), as SPEC says."""
-    policies = {d["metadata"]["name"]: d["spec"] for d in RENDERS["default"] if d["kind"] == "NetworkPolicy"}
-    assert set(policies) == {"dockercoins-default-deny", "redis", "rng", "hasher", "webui"}
-    deny = policies["dockercoins-default-deny"]
-    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
-    assert callers(policies["redis"]) == {"worker", "webui"}
-    http = [{"port": "http", "protocol": "TCP"}]
-    for name in ("rng", "hasher"):
-        assert policies[name]["ingress"] == [{"from": [{"namespaceSelector": {}}], "ports": http}]
-    assert policies["webui"]["ingress"] == [{"ports": http}]
-
-
-def test_network_policies_in_strict_mode():
-    docs = render(sets=["networkPolicy.strict=true"])
-    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
-    assert callers(policies["redis"]) == {"worker", "webui"}
-    assert callers(policies["rng"]) == {"worker", "test"}
-    assert callers(policies["hasher"]) == {"worker", "test"}
-
-
-def callers(policy):
-    return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-            for rule in policy["ingress"] for peer in rule.get("from", [])}
-
-
 @pytest.mark.parametrize("scenario", sorted(RENDERS))
 def test_pods_carry_the_workshops_app_label(scenario):
     """`kubectl get pods -l app=rng` works as the workshop types it; the label stays out of
@@ -302,21 +238,3 @@ def test_pods_carry_the_workshops_app_label(scenario):
     assert {component(d) for d in workloads} == {*APP_COMPONENTS, "redis"}
     for doc in workloads:
         assert doc["spec"]["template"]["metadata"]["labels"]["app"] == component(doc)
-
-
-def test_pod_labels_may_override_the_app_label():
-    docs = render(sets=["rng.podLabels.app=random"])
-    rng = next(d for d, _ in pod_specs(docs) if component(d) == "rng")
-    assert rng["spec"]["template"]["metadata"]["labels"]["app"] == "random"
-
-
-def test_an_all_digit_tag_stays_a_string():
-    """A short SHA can be all digits (about 1 in 40); --set-string keeps it a string."""
-    text = helm(*template_args(), "--set-string", "global.image.tag=12345678").stdout
-    docs = [doc for doc in yaml.safe_load_all(text) if doc]
-    images = {component(d): s["containers"][0]["image"] for d, s in pod_specs(docs)
-              if component(d) in APP_COMPONENTS}
-    assert images == {c: f"registry.gitlab.com/dockercoins/dockercoins/{c}:12345678"
-                      for c in APP_COMPONENTS}
-    assert {d["metadata"]["labels"]["app.kubernetes.io/version"] for d, _ in pod_specs(docs)
-            if component(d) in APP_COMPONENTS} == {"12345678"}

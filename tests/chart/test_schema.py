@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chart_support import CHART, RELEASE, helm
+from helpers.chart import CHART, RELEASE, helm
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 

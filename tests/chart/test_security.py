@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from chart_support import CHART, ROOT, SCENARIOS, TOOLS, render_text, tool
+from helpers.chart import CHART, ROOT, SCENARIOS, TOOLS, render_text, tool
 
 CHECKOV_CONFIG = CHART / ".checkov.yaml"
 TRIVY_IGNORE = CHART / ".trivyignore.yaml"

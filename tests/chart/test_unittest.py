@@ -2,7 +2,7 @@
 ci/tools.sh and placed in .tools/helm-plugins)."""
 import re
 
-from chart_support import CHART, helm
+from helpers.chart import CHART, helm
 
 
 def test_helm_unittest_suites_pass():

@@ -4,15 +4,15 @@ without running anything: these tests are about what the server accepts and what
 controllers do (defaulting, admission, immutable fields, Deployment -> ReplicaSet -> Pod, the
 DaemonSet and HPA controllers, hooks). The app's behaviour is tested with processes and
 containers elsewhere."""
-import shutil
 import subprocess
 import time
 
 import pytest
 import yaml
 
-import kube
-from kube import CHART, DEPLOYMENTS, NODES, SERVICES, component, make_volume, wait_until
+from helpers import kube
+from helpers.kube import CHART, DEPLOYMENTS, NODES, SERVICES, component, make_volume
+from localapp import wait_until
 
 SCENARIOS = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))
 RELEASE = "dockercoins"
@@ -117,28 +117,6 @@ def test_upgrade_rng_to_daemonset(cluster, namespace):
     assert ds["status"]["numberReady"] == NODES
     gone = cluster.run(["kubectl", "get", "deployment", "rng", "-n", namespace], check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
-
-
-def test_selector_change_is_refused_by_the_server(cluster, namespace, tmp_path):
-    """The classic mistake (a label that changes per release in a Deployment's selector) fails on
-    a real server. Our chart never makes it: the next test upgrades between its own versions."""
-    install(cluster, namespace)
-    broken = tmp_path / "dockercoins"
-    shutil.copytree(CHART, broken)
-    helpers = broken / "templates" / "_helpers.tpl"
-    text = helpers.read_text()
-    line = "app.kubernetes.io/component: {{ index . 1 }}"
-    assert line in text
-    helpers.write_text(text.replace(
-        line, line + '\nhelm.sh/chart: {{ include "dockercoins.chart" $root }}', 1))
-    proc = upgrade(cluster, namespace, chart=broken, check=False)
-    assert proc.returncode != 0
-    assert "spec.selector" in proc.stderr and "field is immutable" in proc.stderr, proc.stderr
-    # The release is marked failed and the old selectors still run.
-    status = cluster.helm("status", RELEASE, "-n", namespace, "-o", "json")
-    assert '"status":"failed"' in status.replace(" ", "")
-    worker = cluster.get("deployment", "worker", "-n", namespace)
-    assert "helm.sh/chart" not in worker["spec"]["selector"]["matchLabels"]
 
 
 def previous_chart_version():

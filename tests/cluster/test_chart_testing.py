@@ -3,7 +3,7 @@ Chart.yaml's schema for every ci/*-values.yaml) and `ct install` against the rea
 (install --wait, helm test and uninstall, once per ci/*-values.yaml)."""
 import yaml
 
-from kube import CHART, make_volume
+from helpers.kube import CHART, make_volume
 
 CT_CHART = "charts/dockercoins"
 

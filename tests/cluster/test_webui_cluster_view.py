@@ -7,8 +7,8 @@ import pytest
 import requests
 import yaml
 
-from kube import CHART, wait_until
-from support import gunicorn
+from helpers.kube import CHART
+from localapp import gunicorn, wait_until
 
 
 @pytest.fixture

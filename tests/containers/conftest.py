@@ -2,14 +2,11 @@
 Podman object whose containers and networks are removed even when a test fails."""
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import podman as pm  # noqa: E402
+import podman as pm  # ci/podman.py
 
 FIGURES = pm.FIGURES
 

@@ -3,7 +3,6 @@ seed's, and really run with `--scale worker=3` through podman's Docker-compatibl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 import podman as pm
+from localapp import free_port
 
 COMPOSE_FILE = pm.ROOT / "compose.yaml"
 RNG_CEILING = 10.0  # one rng, 0.1 s per request, one at a time
@@ -69,12 +69,6 @@ def test_compose_config_is_valid_and_shaped_like_the_seed():
     for name in ("rng", "hasher", "worker", "webui"):
         assert services[name]["build"]["dockerfile"] == f"{name}/Dockerfile"
         assert Path(services[name]["build"]["context"]) == pm.ROOT / "images"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -1,20 +1,17 @@
 """Fixtures for the chart-against-image contract: the chart rendered by the real helm
 (ci/tools.sh), and the real images built by ci/build-images.sh from the local base
-(ci/podman-setup.sh), run with podman through tests/containers/podman.py.
+(ci/podman-setup.sh), run with podman through ci/podman.py.
 
 With CI set, missing tools fail the run instead of skipping it, as in tests/containers."""
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "containers"))
-import podman as pm  # noqa: E402
+import podman as pm  # ci/podman.py
+from localapp import ROOT
 
 CHART = ROOT / "charts" / "dockercoins"
 RELEASE = "dockercoins"

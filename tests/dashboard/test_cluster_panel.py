@@ -2,7 +2,8 @@
 the script started, and the model line min(3.33 x workers, 10 x rng) on the speed graph."""
 import pytest
 
-from dashboard_harness import UpApp, open_dashboard
+from dashboard_page import open_dashboard
+from localapp import LocalApp
 
 CLUSTER_TEXT = "document.getElementById('cluster').textContent"
 MODEL = "window.dockercoins.history.model.at(-1)"
@@ -10,9 +11,10 @@ MODEL = "window.dockercoins.history.model.at(-1)"
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
-    app = UpApp(workers=2, rng=2, log_dir=tmp_path_factory.mktemp("up"))
+    app = LocalApp(workers=2, rng=2, log_dir=tmp_path_factory.mktemp("up"))
     yield app
-    left = app.stop()
+    app.stop()
+    left = app.left_running()
     assert not left, f"processes left running after SIGINT to ci/up.sh: {left}"
 
 

@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from accuracy import measure_on_page
-from dashboard_harness import read_page, shown_since, wait
-from support import counter_slope, wait_until
+from dashboard_page import measure_on_page, read_page, shown_since, wait
+from localapp import counter_slope, wait_until
 
 TOLERANCE = 0.05          # SPEC "Dashboard accuracy": steady state within ±5%
 SCALE_TOLERANCE = 0.10    # after a scale change: within 10% of the new rate...

@@ -3,7 +3,7 @@ the page names no other host."""
 import re
 import subprocess
 
-from support import IMAGES, ROOT
+from localapp import IMAGES, ROOT
 
 WEBUI = IMAGES / "webui"
 

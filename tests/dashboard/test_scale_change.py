@@ -14,8 +14,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from dashboard_harness import wait
-from support import counter_slope
+from dashboard_page import wait
+from localapp import counter_slope
 
 OVERSHOOT = 0.05      # above the higher of the old and new true rates
 SETTLED = 0.05        # from SETTLE_SECONDS after the change on

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from dashboard_harness import UpApp, open_dashboard, read_page, shown_since, wait
+from dashboard_page import open_dashboard, read_page, shown_since, wait
+from localapp import LocalApp
 
 
 class SeedMiner(threading.Thread):
@@ -26,13 +27,14 @@ class SeedMiner(threading.Thread):
 
 @pytest.fixture
 def idle_app(tmp_path):
-    app = UpApp(workers=0, log_dir=tmp_path)
+    app = LocalApp(workers=0, log_dir=tmp_path)
     yield app
-    assert not app.stop()
+    app.stop()
+    assert not app.left_running()
 
 
 def test_a_miner_without_heartbeats_shows_on_the_page(idle_app, browser):
-    page, _ = open_dashboard(browser, idle_app.webui_url)
+    page, _ = open_dashboard(browser, idle_app.webui)
     try:
         assert read_page(page)["speed"] == 0  # nothing mines yet: a true 0
         miner = SeedMiner(idle_app.redis())

@@ -4,7 +4,7 @@ for SETTLE_SECONDS, and the page draws no point then rather than a false dip."""
 import time
 
 import webui
-from support import RedisServer
+from helpers.services import RedisServer
 
 
 def test_json_settles_after_redis_comes_back(tmp_path):

@@ -6,7 +6,6 @@ import os
 import pty
 import re
 import shlex
-import socket
 import subprocess
 import sys
 
@@ -14,7 +13,8 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from kube import ROOT, component
+from helpers.kube import component
+from localapp import ROOT, free_port
 
 LAB = ROOT / "ci" / "lab.py"
 
@@ -116,9 +116,7 @@ def test_service_account_without_role(cluster, release, lab_with, tmp_path):
 
 def test_no_cluster(cluster, lab_with, tmp_path):
     # A loopback port that nothing listens on: bound, then closed.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     kubeconfig = tmp_path / "closed.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "closed",

@@ -1,17 +1,12 @@
 """Fixtures for the tests on a real node (`ci/cluster.sh up --node`): one cluster per session, with
 containerd, kubelet, kube-proxy and CoreDNS running the chart's pods for real; one namespace and
 release per module."""
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "cluster"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "workshop"))   # test_workshop_on_node.py
-sys.path.insert(0, str(Path(__file__).parents[1] / "dashboard"))  # test_cluster_view_on_node.py
-import kube  # noqa: E402
-import node  # noqa: E402  (tests/node/node.py)
+from helpers import kube, node
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +45,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="module")
 def app(node_cluster):
     """The chart installed with `helm install --wait` in a fresh namespace, with one worker."""
-    release = node.Release(node_cluster, node_cluster.new_namespace("dc"))
-    release.install()
-    yield release
-    release.uninstall()
+    yield from node.installed_release(node_cluster, "dc")
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -8,8 +8,9 @@ The tests of this module share one release and run in order: each starts from wh
 one left the app."""
 import pytest
 
-from kube import wait_until
-from node import PER_WORKER, final_totals, model, steady_speed
+from helpers.node import final_totals, steady_speed
+from localapp import wait_until
+from scaling import PER_WORKER, model
 
 APP = ("rng", "hasher", "worker", "webui", "redis")
 SPEEDS = {}   # (workers, rng) -> measured hashes/s, for the steps that compare them

@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from dashboard_harness import chromium
-from kube import CHART, wait_until
-from node import PER_WORKER, RELEASE
-from support import free_port, wait_http_ok
+from dashboard_page import chromium
+from helpers.kube import CHART
+from helpers.node import RELEASE
+from localapp import free_port, wait_http_ok, wait_until
+from scaling import PER_WORKER
 
 CLUSTER_TEXT = "document.getElementById('cluster').textContent"
 

@@ -2,7 +2,7 @@
 cgroup and sysctl that `up --node` made is gone. Run last of this folder (see conftest.py)."""
 import subprocess
 
-from node import host_state, leftovers
+from helpers.node import host_state, leftovers
 
 
 def test_pod_traffic_stays_on_this_machine(node_cluster):

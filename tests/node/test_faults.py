@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from kube import wait_until
-from node import Release, final_totals
+from helpers.node import Release, final_totals
+from localapp import wait_until
 
 RESUME_SECONDS = 5.0
 

@@ -7,8 +7,9 @@ import sys
 
 from kubernetes import client, config
 
-import node
-from kube import ROOT, component
+from helpers import node
+from helpers.kube import component
+from localapp import ROOT
 
 # A table row; R is a count, or a count and the DaemonSet mark.
 ROW = re.compile(r"^\| (\d+) \| (\d+(?: \(rng DS, 1 per node\))?) \| ([\d.]+) \| ([\d.]+) "

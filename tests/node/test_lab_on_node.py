@@ -1,31 +1,22 @@
 """ci/lab.py on the real node: `experiment` end to end on real pods (the table against the model,
 the plot), and a rollout that cannot pull its image fails with the pods' reason."""
 import re
-import subprocess
-import sys
 
 import pytest
 from kubernetes import client, config
 
-import node
-from kube import ROOT
-
-LAB = ROOT / "ci" / "lab.py"
+from helpers import node
+from helpers.kube import run_lab
 ROW = re.compile(r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", re.M)
 
 
 @pytest.fixture(scope="module")
 def lab_release(node_cluster):
-    release = node.Release(node_cluster, node_cluster.new_namespace("lab"))
-    release.install()
-    yield release
-    release.uninstall()
+    yield from node.installed_release(node_cluster, "lab")
 
 
-def lab(cluster, *args, timeout=600):
-    proc = subprocess.run([sys.executable, str(LAB), *map(str, args)], env=cluster.env,
-                          text=True, capture_output=True, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
+def lab(cluster, *args):
+    return run_lab(cluster.env, *args, timeout=600)
 
 
 def test_experiment_end_to_end(node_cluster, lab_release, tmp_path):

@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from kube import ROOT
-from node import NodeCluster, Release, host_state, leftovers, model, steady_speed
+from helpers.node import NodeCluster, Release, host_state, leftovers, steady_speed
+from localapp import ROOT
+from scaling import model
 from workshop import readme
 
 

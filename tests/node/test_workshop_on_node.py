@@ -1,13 +1,13 @@
-"""The scaling chapter's kubectl side on the real node: tests/workshop/test_workshop_kubectl.py's
-tests, with this folder's cluster. Here the pods run, so `kubectl logs -l app=worker` shows the
+"""The scaling chapter's kubectl side on the real node: helpers/workshop_kubectl.py's tests, with
+this folder's cluster. Here the pods run, so `kubectl logs -l app=worker` shows the
 workers' lines, and httping, run from a pod with `kubectl run` as the workshop does, times rng's
 and hasher's ClusterIPs: rng waits behind its one-at-a-time cap, hasher answers at once."""
 import statistics
 
 import pytest
 
-from httping import PING_LINE, culprit
-from test_workshop_kubectl import (  # noqa: F401  (collected here, with this folder's cluster)
+from helpers.httping import PING_LINE, culprit
+from helpers.workshop_kubectl import (  # noqa: F401  (collected here, with this folder's cluster)
     test_logs_and_httping_from_inside_the_cluster, test_select_scale_and_roll_out_as_typed,
     workshop)
 
@@ -15,7 +15,7 @@ from test_workshop_kubectl import (  # noqa: F401  (collected here, with this fo
 @pytest.fixture
 def cluster(node_cluster, monkeypatch):
     """The `cluster` those tests use: the real node, with httping from its registry."""
-    # The commands run with the cluster's environment (workshop_support.shell).
+    # The commands run with the cluster's environment (helpers.workshop.shell).
     monkeypatch.setitem(node_cluster.env, "HTTPING_IMAGE",
                         f"{node_cluster.registry}/dockercoins/httping:bookworm")
     return node_cluster

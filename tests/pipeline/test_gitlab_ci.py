@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitlab_local import ROOT, clone, commit, plan, run, run_job, source_args
+from helpers.gitlab_local import ROOT, clone, commit, plan, run, run_job, source_args
 
 TOOLS = ROOT / ".tools" / "bin"
 SERVICES = sorted(p.parent.name for p in (ROOT / "images").glob("*/Dockerfile"))

@@ -7,7 +7,7 @@ import requests
 
 import dockercoins_common as common
 import rng
-from support import IMAGES, Process, free_port, gunicorn, wait_until
+from localapp import IMAGES, Process, free_port, gunicorn, wait_until
 
 
 def test_numbers_from_env(monkeypatch):

@@ -6,15 +6,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from support import LocalApp, measure, process_tree
-
-PER_WORKER = 1 / 0.3   # one loop: 0.1 s sleep + 0.1 s rng + 0.1 s hasher
-PER_RNG = 10.0         # one rng call at a time, 0.1 s each
-
-
-def model(workers, rng):
-    return min(PER_WORKER * workers, PER_RNG * rng)
-
+from localapp import LocalApp, alive, measure, process_tree
+from scaling import model
 
 @functools.lru_cache(maxsize=None)
 def cell(workers, rng):
@@ -54,14 +47,6 @@ def test_ctrl_c_stops_everything_and_frees_the_ports():
     for url in (app.webui, app.rng_url, app.hasher_url, *app.worker_urls):
         with pytest.raises(requests.ConnectionError):
             requests.get(url + "/healthz", timeout=1)
-
-
-def alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def listening_addresses(port):

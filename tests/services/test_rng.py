@@ -5,7 +5,7 @@ import pytest
 import requests
 
 import rng
-from support import gunicorn, histogram, metric
+from localapp import gunicorn, histogram, metric
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 import speed
 import webui
-from support import free_port, worker
+from localapp import free_port, worker
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from kubernetes.client.rest import ApiException
 
 import cluster
 import webui
-from support import free_port, wait_until
+from localapp import free_port, wait_until
 
 
 def app_client(redis_server, **config):

@@ -12,7 +12,8 @@ import pytest
 import ledger
 import worker as worker_module
 from dockercoins_common import ConfigError
-from support import IMAGES, RedisServer, gunicorn, metric, wait_until, worker
+from helpers.services import RedisServer
+from localapp import IMAGES, gunicorn, metric, wait_until, worker
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import readme
-from support import ROOT, free_port, free_port_block, wait_until
+from localapp import ROOT, free_port, free_port_block, wait_until
 
 pytestmark = pytest.mark.timeout(900)
 

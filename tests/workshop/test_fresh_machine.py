@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from support import ROOT
+from localapp import ROOT
 
 # (package, what needs it). Add a row with every new apt-installed tool.
 NEEDED = [

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 import readme
-from kube import ROOT, wait_until
-from workshop_support import shell
+from helpers.workshop import shell
+from localapp import ROOT, wait_until
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -4,8 +4,8 @@ from those figures alone; add rng and see the plateau lift. SPEC: "The bottlenec
 import pytest
 import requests
 
-from httping import culprit, httping
-from support import LocalApp, counter_slope
+from helpers.httping import culprit, httping
+from localapp import LocalApp, counter_slope
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -1,7 +1,7 @@
 """Helpers for the workshop tests: is this a cluster whose pods run, and commands as typed."""
 import subprocess
 
-import kube
+from helpers import kube
 
 
 def runs_containers(cluster):

@@ -1,16 +1,21 @@
 """Helpers for tests against the real control plane of ci/cluster.sh: helm and kubectl as
 subprocesses (the real binaries from .tools/bin), and waits on what the server reports."""
+import contextlib
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from localapp import ROOT
+
 CHART = ROOT / "charts" / "dockercoins"
 TOOLS_BIN = ROOT / ".tools" / "bin"
 CLUSTER_SH = ROOT / "ci" / "cluster.sh"
+# The CRDs the chart can use (ServiceMonitor, PodMonitor), as the prometheus-operator has them.
+CRDS = ROOT / "tests" / "cluster" / "crds"
 NODES = 3
 # The names the chart gives its objects (namePrefix empty).
 DEPLOYMENTS = ("rng", "hasher", "worker", "webui", "redis")
@@ -40,8 +45,9 @@ class Cluster:
                     "HELM_CONFIG_HOME": str(self.dir / "helm" / "config"),
                     "HELM_DATA_HOME": str(self.dir / "helm" / "data")}
 
-    def script(self, action, timeout=1800):
-        return self.run([str(CLUSTER_SH), action], timeout=timeout)
+    def script(self, *args, timeout=1800):
+        """ci/cluster.sh ARGS (up, up --node, down, ...) for this cluster's directory."""
+        return self.run([str(CLUSTER_SH), *args], timeout=timeout)
 
     def run(self, argv, check=True, timeout=300, input=None):
         proc = subprocess.run([str(a) for a in argv], env=self.env, cwd=ROOT, text=True,
@@ -84,17 +90,6 @@ def component(name):
     return f"app.kubernetes.io/component={name}"
 
 
-def wait_until(predicate, timeout, what, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
 # No provisioner runs here, so volumes are made by hand (make_volume) and bound by the scheduler
 # when the pod is placed, as WaitForFirstConsumer classes work on real clusters.
 DEFAULT_STORAGE_CLASS = """
@@ -107,6 +102,42 @@ metadata:
 provisioner: kubernetes.io/no-provisioner
 volumeBindingMode: WaitForFirstConsumer
 """
+
+
+def run_lab(env, *args, timeout=300):
+    """ci/lab.py as a user runs it, with ENV: (exit status, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "ci" / "lab.py"), *map(str, args)],
+                          env=env, text=True, capture_output=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@contextlib.contextmanager
+def started_cluster(directory, extras=True):
+    """`ci/cluster.sh up` in `directory` (building the binaries if `ci/cluster.sh build` has not),
+    then `down` whatever happens. With extras, the CRDs the chart can use are installed as on a
+    real cluster with the prometheus-operator, and a default StorageClass stands for the
+    cloud's. Yields the Cluster; its start-up time is added to FIGURES."""
+    cluster = Cluster(directory)
+    started = time.monotonic()
+    try:
+        cluster.script("up")
+        FIGURES.setdefault("cluster_up_seconds", []).append(round(time.monotonic() - started, 1))
+        if extras:
+            for crd in sorted(CRDS.glob("*.yaml")):
+                cluster.kubectl("apply", "--server-side", "-f", crd)
+            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
+                            "--all")
+            cluster.apply(DEFAULT_STORAGE_CLASS)
+        yield cluster
+    finally:
+        cluster.script("down")
+
+
+def namespace_for_test(cluster, prefix="t"):
+    """A fresh namespace, deleted (without waiting) after the test: a fixture's body."""
+    name = cluster.new_namespace(prefix)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def make_volume(cluster, size="10Gi"):

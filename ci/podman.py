@@ -5,13 +5,9 @@ Everything a test starts is labelled with this process's id and removed by `Podm
 run left behind. Ports are published on 127.0.0.1 only, on free ports podman picks.
 
 Needs `ci/podman-setup.sh` first on a fresh machine (podman, runc, the dnsname plugin and the
-local base image). Usable from other test folders:
-
-    sys.path.insert(0, str(ROOT / "tests" / "containers"))
-    from podman import Podman, build_images
-
-and from the shell: `python tests/containers/podman.py measure REF...` prints each image's
-size and start-to-ready time as JSON.
+local base image). Used by ci/bench.py and by tests/containers and tests/contract (`import podman
+as pm`, with ci/ on the path through pytest.ini), and from the shell:
+`python ci/podman.py measure REF...` prints each image's size and start-to-ready time as JSON.
 """
 import atexit
 import contextlib
@@ -27,7 +23,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from localapp import ROOT, metric_value, wait_until  # noqa: F401  (pm.metric_value in tests)
+
 SERVICES = ("rng", "hasher", "worker", "webui")
 HTTP_SERVICES = ("rng", "hasher", "webui")
 # Uncompressed size goals (MB, as `podman images` counts), for the tests and ci/bench.sh. webui
@@ -62,30 +59,6 @@ def http_json(url, timeout=2.0):
     if status != 200:
         raise RuntimeError(f"GET {url} -> {status}: {body[:200]!r}")
     return json.loads(body)
-
-
-def metric_value(text, name, labels=""):
-    """The value of one sample (`name{labels} value`) in Prometheus text, or None."""
-    wanted = name + (f"{{{labels}}}" if labels else "")
-    for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[1])
-    return None
-
-
-def wait_until(predicate, timeout, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except (OSError, ValueError, RuntimeError) as error:  # not listening yet
-            last_error = error
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not met in {timeout} s (last error: {last_error})")
-        time.sleep(interval)
 
 
 def available():

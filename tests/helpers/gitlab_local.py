@@ -9,11 +9,10 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from localapp import ROOT
 GITLAB_CI_LOCAL = ROOT / ".tools" / "bin" / "gitlab-ci-local"
 # What the jobs run, taken from this worktree as it is (committed or not) into each clone.
 PIPELINE_FILES = (".gitlab-ci.yml", "ci", "deploy", "charts")

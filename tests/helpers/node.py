@@ -7,27 +7,17 @@ import subprocess
 import time
 from pathlib import Path
 
-import kube
-from kube import CHART, component, wait_until
-from support import counter_slope
+from helpers import kube
+from helpers.kube import CHART, component
+from localapp import counter_slope, wait_until
 
 RELEASE = "dockercoins"
 FIGURES = {}
 WORKER_TOTAL = re.compile(r"final flush done: (\d+) loops in all")
-PER_WORKER = 1 / 0.3   # hashes/s: 0.1 s sleep + 0.1 s rng + 0.1 s hasher per loop
-PER_RNG = 10.0         # calls/s: one at a time, 0.1 s each
-
-
-def model(workers, rng):
-    """The speed the app should show, in hashes/s: min(3.33 x workers, 10 x rng)."""
-    return min(PER_WORKER * workers, PER_RNG * rng)
 
 
 class NodeCluster(kube.Cluster):
     """The control plane plus the real node, in its own CLUSTER_DIR."""
-
-    def script(self, *args, timeout=1800):
-        return self.run([str(kube.CLUSTER_SH), *args], timeout=timeout)
 
     @property
     def values_file(self):
@@ -127,6 +117,15 @@ class Release:
         (the log of every worker that ever ran here must be followed by the caller before)."""
         self.kubectl("scale", "deployment", "worker", "--replicas=0")
         wait_until(lambda: not self.pods("worker"), 120, "every worker pod gone")
+
+
+def installed_release(cluster, prefix):
+    """The chart installed in a fresh namespace named from prefix, uninstalled after: a
+    fixture's body."""
+    release = Release(cluster, cluster.new_namespace(prefix))
+    release.install()
+    yield release
+    release.uninstall()
 
 
 def final_totals(followers, timeout=60):

@@ -6,12 +6,12 @@ is mocked. The tools must be installed first: `ci/tools.sh` (see docs/helm.md).
 import functools
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from localapp import ROOT
+
 CHART = ROOT / "charts" / "dockercoins"
 TOOLS = ROOT / ".tools" / "bin"
 SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
