@@ -1,7 +1,7 @@
 // DockerCoins dashboard. Polls json once a second and draws exactly what it says.
 //
 // The speed is computed by the server from the workers' heartbeats: each worker measures its
-// own loop rate from loop completion times over 10 s, and webui sums them. The page never
+// own loop rate from loop completion times over the same last 6 s, and webui sums them. The page never
 // differences the `hashes` counter itself: that counter is flushed once a second, and
 // differencing it is what made the seed's graph read 4-4-4-0 for a steady 3.33.
 //
@@ -210,7 +210,7 @@
     $("hashes").textContent = formatCount(data.hashes);
     $("freshness").textContent = data.unreported_speed > 0
       ? "the workers' own rates, plus the hashes counter's slope for miners that do not report"
-      : "sum of the workers' own rates over the last 10 s";
+      : "sum of the workers' own rates over the last 6 s";
     const top = Math.max(0.5, data.rng_seconds || 0, data.hasher_seconds || 0);
     setLatency("rng", data.rng_seconds, top);
     setLatency("hasher", data.hasher_seconds, top);
