@@ -1,5 +1,6 @@
 """The worker's HTTP calls to rng and hasher: one requests Session, timeouts and retries."""
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -36,16 +37,20 @@ def prepare(session, method, url, headers):
 
 
 def call(session, stage, prepared, timeout, body=None):
-    """Send a prepared request (with body, if given); the response body (bytes), or
-    StageError once the retries are spent. rng and hasher never redirect: a 3xx is an error.
-    proxies={}: nothing to look up (trust_env is off)."""
+    """Send a prepared request (with body, if given, set on `prepared` itself: only the loop
+    thread sends); the response body (bytes), or StageError once the retries are spent.
+    rng and hasher never redirect: a 3xx is an error. proxies={}: nothing to look up
+    (trust_env is off). stream=True and one raw read take the small body in one go (the
+    documented raw access; response.content reads it in chunks through a generator);
+    reading to the end hands the connection back to the pool."""
     if body is not None:
-        prepared = prepared.copy()
         prepared.prepare_body(body, None)
     try:
-        response = session.send(prepared, timeout=timeout, allow_redirects=False, proxies={})
-    except requests.RequestException as error:
+        response = session.send(prepared, timeout=timeout, allow_redirects=False, proxies={},
+                                stream=True)
+        content = response.raw.read(decode_content=True)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         raise StageError(stage, error) from error
     if response.status_code != 200:
-        raise StageError(stage, f"HTTP {response.status_code}: {response.content[:200]!r}")
-    return response.content
+        raise StageError(stage, f"HTTP {response.status_code}: {content[:200]!r}")
+    return content

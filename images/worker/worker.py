@@ -82,6 +82,8 @@ class Miner:
                                    {"Connection": "close"})
         self.hasher_request = prepare(self.http, "POST", self.settings.hasher_url,
                                       {"Content-Type": "application/octet-stream"})
+        self.call_duration = {target: CALL_DURATION.labels(target)  # looked up once
+                              for target in ("rng", "hasher")}
         self.worker_id = f"{HOSTNAME}-{uuid.uuid4().hex[:8]}"  # new per start: seq restarts
         self.ledger = Ledger(redis or redis_client(self.settings.redis_url), self.worker_id)
         self.stop = threading.Event()
@@ -104,7 +106,7 @@ class Miner:
         """The response body, or StageError once the retries are spent."""
         started = time.monotonic()
         answer = call(self.http, stage, prepared, self.timeout, body)
-        CALL_DURATION.labels(stage).observe(time.monotonic() - started)
+        self.call_duration[stage].observe(time.monotonic() - started)
         return answer
 
     def flush(self, wait_seconds=-1):
