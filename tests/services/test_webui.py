@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+import ledger  # images/worker: the heartbeat rate window
 import speed
 import webui
 from localapp import free_port, worker
@@ -118,7 +119,9 @@ def test_heartbeats_stay_the_exact_path_beside_another_miner(
         client, redis_server, redis_db, rng_service, hasher_service):
     mine = worker(rng_service.url + "/32", hasher_service.url + "/", redis_server.url)
     try:
-        alone = poll(client, 6)
+        # A new worker's rate ramps up over its first window (it counts as idle before it
+        # started, so a scale-up never overshoots): poll past that window and a flush.
+        alone = poll(client, ledger.RATE_WINDOW_SECONDS + 3)
         # Only our worker: everything the counter gained is explained by its heartbeat.
         assert [a["unreported_speed"] for a in alone[1:]] == [0.0] * (len(alone) - 1)
         assert all(a["speed"] > 3 for a in alone[-2:]), alone

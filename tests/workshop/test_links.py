@@ -4,7 +4,6 @@ any clone), and a `#fragment` into a Markdown page names one of its headings, as
 GitLab make anchors of them."""
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
