@@ -4,6 +4,7 @@ latency, CPU cost per hash of every process, and memory. Writes a plot. See ci/b
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -134,7 +135,48 @@ def container_figures():
     if problem:
         return {"skipped": problem}
     refs = podman.build_images(tag="bench")  # not the tests' tag: both may run at once
-    return {"images": [podman.measure(ref) for ref in refs.values()]}
+    return {"rows": [podman.measure(ref) for ref in refs.values()]}
+
+
+def worker_cpu_figures(baseline, seconds, pairs=3):
+    """CPU ms per hash of this tree's worker and of the worker at git revision `baseline`,
+    `pairs` of each side by side on one app's rng, hasher and redis, so the machine's noise
+    falls on both alike; and their ratio (this tree / baseline). CPU is utime + stime from
+    /proc over `seconds`, hashes from each worker's dockercoins_worker_hashes_total.
+    Raises CalledProcessError if git cannot read `baseline` (a shallow clone may lack it)."""
+    import subprocess
+    import tempfile
+    from localapp import metric, worker
+    with tempfile.TemporaryDirectory() as old_tree:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "images/common",
+                                  "images/worker"], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", old_tree], input=archive, check=True)
+        trees = {baseline: Path(old_tree) / "images", "this tree": ROOT / "images"}
+        # 1 + 2 * pairs workers at 3.33/s each stay under 3 rng's 30/s: no plateau.
+        with LocalApp(1, 3) as app:
+            procs = [(name, worker(app.rng_url + "/32", app.hasher_url + "/", app.redis_url,
+                                   images=images))
+                     for _ in range(pairs) for name, images in trees.items()]
+            app.extra.extend(proc for _, proc in procs)  # stopped with the app
+
+            def reading():
+                return {proc.pid: (cpu_seconds(proc.pid),
+                                   metric(proc.url, "dockercoins_worker_hashes_total"))
+                        for _, proc in procs}
+            time.sleep(3)
+            before = reading()
+            time.sleep(seconds)
+            after = reading()
+    rows = []
+    for name in trees:
+        pids = [proc.pid for tree, proc in procs if tree == name]
+        cpu = sum(after[pid][0] - before[pid][0] for pid in pids)
+        hashes = sum(after[pid][1] - before[pid][1] for pid in pids)
+        rows.append({"worker": name, "hashes": int(hashes),
+                     "cpu_ms_per_hash": round(1000 * cpu / max(hashes, 1), 3)})
+    base = rows[0]["cpu_ms_per_hash"]
+    return {"rows": rows, "seconds": seconds, "pairs": pairs,
+            "ratio": round(rows[1]["cpu_ms_per_hash"] / base, 3) if base else None}
 
 
 def dashboard_figures(seconds):
@@ -153,15 +195,12 @@ def dashboard_figures(seconds):
     return {"rows": rows}
 
 
-def start_workers(app, count):
-    """count more worker processes on the app's rng, hasher and redis (a scale-up)."""
-    import subprocess
-    env = {**os.environ, "RNG_URL": app.rng_url + "/32", "HASHER_URL": app.hasher_url + "/",
-           "REDIS_URL": app.redis_url, "METRICS_PORT": "0", "METRICS_HOST": "127.0.0.1",
-           "PYTHONPATH": str(ROOT / "images" / "common"), "PYTHONUNBUFFERED": "1"}
-    return [subprocess.Popen([sys.executable, str(ROOT / "images" / "worker" / "worker.py")],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(count)]
+def stop_together(procs):
+    """SIGTERM to all at once (as a scale-down does), then wait for each."""
+    for proc in procs:
+        proc.signal(signal.SIGTERM)
+    for proc in procs:
+        proc.stop()
 
 
 def speed_trace(app, seconds, interval=0.25):
@@ -204,22 +243,11 @@ def scale_change_figures():
     """1 -> 6 workers on one rng, then 6 -> 2: how the speed /json shows (the page draws
     exactly that) follows the true rate. SPEC "Dashboard accuracy": never more than 5% above
     the higher true rate, within 5% of the new one 10 s after, within 3% in steady state."""
-    with LocalApp(1, 1) as app:
+    with LocalApp(1, 1) as app:  # stops the added workers too
         time.sleep(15)
         old = counter_slope(app.hashes, 10)
-        extra = []
-        up = transition(app, lambda: extra.extend(start_workers(app, 5)), old)
-        try:
-            def scale_down():
-                for proc in extra[1:]:
-                    proc.terminate()
-                for proc in extra[1:]:
-                    proc.wait(10)
-            down = transition(app, scale_down, up["new_rate"])
-        finally:
-            for proc in extra:
-                proc.terminate()
-                proc.wait(10)
+        up = transition(app, lambda: app.add_workers(5), old)
+        down = transition(app, lambda: stop_together(app.extra[1:]), up["new_rate"])
     return {"rows": [{"change": "1 -> 6 workers, 1 rng", **up},
                      {"change": "6 -> 2 workers, 1 rng", **down}]}
 
@@ -251,27 +279,37 @@ def plot(cells, path):
     plt.close(fig)
 
 
+# One line per row of each extra section, in this order.
+EXTRA_LINES = {
+    "scale_change": lambda row: (
+        f"scale change {row['change']}: true {row['old_rate']:.2f} -> {row['new_rate']:.2f}"
+        f"/s, max overshoot {row['max_overshoot_pct']:.1f} % (goal: <= 5 %), within 5 % "
+        f"after {row['within_5pct_after_s']:.1f} s (goal: <= 10 s), steady error "
+        f"{row['steady_error_pct']:.1f} % (goal: <= 3 %)"),
+    "dashboard": lambda row: (
+        f"dashboard W={row['workers']} R={row['rng']}: true {row['true_rate']:.2f}/s, "
+        f"shown {row['shown_min']:.2f}-{row['shown_max']:.2f} over {row['shown_count']} "
+        f"values, worst error {row['worst_error_pct']:.1f} % (goal: <= 3 %), "
+        f"zeros shown: {row['zero_shown']}"),
+    "containers": lambda row: (
+        f"image {row['image']}: {row['size_mb']} MB, ready in {row['ready_seconds']} s, "
+        f"stopped in {row['stop_seconds']} s (goal: <= {row['size_goal_mb']} MB, <= 2 s)"),
+    "worker_cpu": lambda row: (
+        f"worker CPU per hash, {row['worker']}: {row['cpu_ms_per_hash']:.3f} ms over "
+        f"{row['hashes']} hashes"),
+}
+
+
 def print_extras(extras):
-    for row in extras.get("scale_change", {}).get("rows", []):
-        print(f"scale change {row['change']}: true {row['old_rate']:.2f} -> {row['new_rate']:.2f}"
-              f"/s, max overshoot {row['max_overshoot_pct']:.1f} % (goal: <= 5 %), within 5 % "
-              f"after {row['within_5pct_after_s']:.1f} s (goal: <= 10 s), steady error "
-              f"{row['steady_error_pct']:.1f} % (goal: <= 3 %)")
-    dashboard = extras.get("dashboard", {})
-    if "skipped" in dashboard:
-        print(f"dashboard: skipped: {dashboard['skipped']}")
-    for row in dashboard.get("rows", []):
-        print(f"dashboard W={row['workers']} R={row['rng']}: true {row['true_rate']:.2f}/s, "
-              f"shown {row['shown_min']:.2f}-{row['shown_max']:.2f} over {row['shown_count']} "
-              f"values, worst error {row['worst_error_pct']:.1f} % (goal: <= 3 %), "
-              f"zeros shown: {row['zero_shown']}")
-    images = extras.get("containers", {})
-    if "skipped" in images:
-        print(f"images: skipped: {images['skipped']}")
-    for image in images.get("images", []):
-        print(f"image {image['image']}: {image['size_mb']} MB, ready in "
-              f"{image['ready_seconds']} s, stopped in {image['stop_seconds']} s "
-              f"(goal: <= {image['size_goal_mb']} MB, <= 2 s)")
+    for section, line in EXTRA_LINES.items():
+        figures = extras.get(section, {})
+        if "skipped" in figures:
+            print(f"{section}: skipped: {figures['skipped']}")
+        for row in figures.get("rows", []):
+            print(line(row))
+    if extras.get("worker_cpu", {}).get("ratio"):
+        print(f"worker CPU per hash, this tree / {extras['worker_cpu']['rows'][0]['worker']}: "
+              f"x{extras['worker_cpu']['ratio']:.3f} (goal: <= 1.10)")
 
 
 def print_table(cells, plot_path):
@@ -339,6 +377,11 @@ def main():
     parser.add_argument("--scale-change", action=argparse.BooleanOptionalAction, default=None,
                         help="the speed shown after 1 -> 6 -> 2 workers (default: on, off "
                              "with --quick)")
+    parser.add_argument("--worker-baseline", metavar="REV", default=None,
+                        help="also compare the worker's CPU per hash with the worker at git "
+                             "revision REV, side by side (e.g. 8a71473, the urllib3 worker)")
+    parser.add_argument("--worker-seconds", type=float, default=120.0,
+                        help="how long that comparison measures")
     parser.add_argument("--report", default=None,
                         help="write the figures as markdown here, the plot beside it "
                              "(default: docs/benchmarks.md, none with --quick)")
@@ -350,6 +393,8 @@ def main():
         extras["dashboard"] = dashboard_figures(seconds=30)
     if args.containers if args.containers is not None else not args.quick:
         extras["containers"] = container_figures()
+    if args.worker_baseline:
+        extras["worker_cpu"] = worker_cpu_figures(args.worker_baseline, args.worker_seconds)
     cells = []
     for workers, rng in QUICK_CELLS if args.quick else FULL_CELLS:
         cells.append(run_cell(workers, rng, args.seconds, settle=3.0))

@@ -167,12 +167,13 @@ def gunicorn(service, env=None, port=None):
     return proc
 
 
-def worker(rng_url, hasher_url, redis_url, env=None):
-    """One worker process; its `url` is its ops port (/healthz, /metrics)."""
+def worker(rng_url, hasher_url, redis_url, env=None, images=IMAGES):
+    """One worker process, from the images/ folder `images` (another tree's, for the bench's
+    comparison with an older worker); its `url` is its ops port (/healthz, /metrics)."""
     port = free_port()
-    proc = Process("worker", [sys.executable, str(IMAGES / "worker" / "worker.py")], env={
+    proc = Process("worker", [sys.executable, str(Path(images) / "worker" / "worker.py")], env={
         "RNG_URL": rng_url, "HASHER_URL": hasher_url, "REDIS_URL": redis_url,
-        "METRICS_PORT": str(port), **(env or {})})
+        "METRICS_PORT": str(port), "PYTHONPATH": str(Path(images) / "common"), **(env or {})})
     proc.url = f"http://127.0.0.1:{port}"
     wait_http_ok(proc.url + "/healthz")
     return proc
