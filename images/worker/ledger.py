@@ -122,8 +122,9 @@ def window_rate(done_times, now, started, window):
 
     A worker younger than the window counts as idle before it started, so the sum over
     workers is the true average over one window: after a scale change it moves from the old
-    total to the new one and never overshoots both (a young worker's own rate summed with an
-    old worker's 10 s average read up to 30% high)."""
+    total to the new one and never overshoots both. (Rated over its own short life instead,
+    a young worker counted at full speed for the whole window, and the sum read up to 30%
+    high.)"""
     return recent_rate(done_times, now) * min(1.0, max(0.0, now - started) / window)
 
 
