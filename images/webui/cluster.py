@@ -8,12 +8,6 @@ ServiceAccount token in a cluster, else the kubeconfig in KUBECONFIG. Any failur
 unreachable) hides the panel with a one-line reason; the speed never waits on the API.
 CLUSTER_VIEW=local (ci/up.sh): the worker count from the heartbeats, rng and hasher from env.
 CLUSTER_VIEW=off: hidden."""
-import json
-
-from kubernetes.client.rest import ApiException
-from kubernetes.config import ConfigException
-from urllib3.exceptions import HTTPError
-
 COMPONENTS = ("worker", "rng", "hasher")
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -31,7 +25,10 @@ def make_view(config):
         return Hidden(f"CLUSTER_VIEW must be kubernetes, local or off, not {mode!r}")
     if not (config["POD_NAMESPACE"] and config["RELEASE_NAME"]):
         return Hidden("POD_NAMESPACE and RELEASE_NAME are not set")
-    from clusterwatch import WatchedView, apps_api  # the watch only where it runs
+    # The client only where the watch runs: importing it costs about 20 MiB.
+    from kubernetes.config import ConfigException
+
+    from clusterwatch import WatchedView, apps_api
     try:
         api = apps_api(config["KUBECONFIG"])
     except (ConfigException, OSError) as error:
@@ -89,20 +86,3 @@ def workloads(objects):
 def one_line(text, limit=200):
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def api_problem(error):
-    """A one-line reason from a failed call: the API's own message when it answered."""
-    if isinstance(error, ApiException):
-        try:
-            message = json.loads(error.body)["message"]
-        except (TypeError, ValueError, KeyError):
-            message = error.reason
-        if error.status == 403:
-            return one_line(f"no permission to read the release's workloads: {message}")
-        return one_line(f"Kubernetes API error {error.status}: {message}")
-    if isinstance(error, (HTTPError, OSError)):
-        if isinstance(getattr(error, "reason", None), Exception):
-            error = error.reason  # urllib3's MaxRetryError: the connection's own error says more
-        return one_line(f"Kubernetes API unreachable: {type(error).__name__}: {error}")
-    return one_line(f"cluster view failed: {type(error).__name__}: {error}")

@@ -9,8 +9,9 @@ import threading
 
 import kubernetes
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
 
-from cluster import COMPONENT_LABEL, INSTANCE_LABEL, api_problem, replicas, workloads
+from cluster import COMPONENT_LABEL, INSTANCE_LABEL, one_line, replicas, workloads
 
 KINDS = {"Deployment": "list_namespaced_deployment", "DaemonSet": "list_namespaced_daemon_set"}
 REQUEST_SECONDS = 5.0  # a list or the start of a watch that takes longer: the API is unreachable
@@ -122,3 +123,20 @@ class WatchedView:
             changed, self.problems[kind] = self.problems[kind] != problem, problem
         if changed:
             log.warning("cluster view hidden: %s", problem)
+
+
+def api_problem(error):
+    """A one-line reason from a failed call: the API's own message when it answered."""
+    if isinstance(error, ApiException):
+        try:
+            message = json.loads(error.body)["message"]
+        except (TypeError, ValueError, KeyError):
+            message = error.reason
+        if error.status == 403:
+            return one_line(f"no permission to read the release's workloads: {message}")
+        return one_line(f"Kubernetes API error {error.status}: {message}")
+    if isinstance(error, (HTTPError, OSError)):
+        if isinstance(getattr(error, "reason", None), Exception):
+            error = error.reason  # urllib3's MaxRetryError: the connection's own error says more
+        return one_line(f"Kubernetes API unreachable: {type(error).__name__}: {error}")
+    return one_line(f"cluster view failed: {type(error).__name__}: {error}")

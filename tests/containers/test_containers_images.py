@@ -98,7 +98,8 @@ def test_image_starts_hardened_answers_healthz_and_stops(images, pod, svc):
 CLIENT_CHECK = """
 import importlib.util, json, os, sys
 import kubernetes, webui, clusterwatch
-from cluster import api_problem, replicas
+from cluster import replicas
+from clusterwatch import api_problem
 listing = kubernetes.client.ApiClient().deserialize(json.dumps({
     "kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "7"},
     "items": [{"metadata": {"name": "dc-worker"}, "status": {"readyReplicas": 2}, "spec": {

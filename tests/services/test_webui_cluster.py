@@ -2,6 +2,9 @@
 counts cannot be read. The watch itself runs against a real API server in
 tests/cluster/test_webui_cluster_view.py and tests/node/test_cluster_view_on_node.py."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from kubernetes.client import (V1DaemonSet, V1DaemonSetSpec, V1DaemonSetStatus, V1Deployment, V1DeploymentSpec,
@@ -10,8 +13,9 @@ from kubernetes.client import (V1DaemonSet, V1DaemonSetSpec, V1DaemonSetStatus, 
 from kubernetes.client.rest import ApiException
 
 import cluster
+import clusterwatch
 import webui
-from localapp import free_port, wait_until
+from localapp import IMAGES, free_port, wait_until
 
 
 def app_client(redis_server, **config):
@@ -37,6 +41,19 @@ def test_local_counts_come_from_heartbeats_and_the_started_processes(redis_serve
         "hasher": {"kind": "process", "desired": 1, "ready": 1}}}
     assert data["workers"] == 3 and data["speed"] == pytest.approx(9.9)  # the old keys stay
 
+
+
+def test_without_the_watch_webui_does_not_load_the_kubernetes_client():
+    """The client costs webui about 20 MiB; under ci/up.sh (local) and with the view off it
+    is never imported."""
+    check = ("import sys, webui\n"
+             "for mode in ('local', 'off'):\n"
+             "    webui.create_app({'TESTING': True, 'CLUSTER_VIEW': mode})\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                             str(IMAGES / d) for d in ("webui", "common"))}).stdout
+    assert out.strip() == "[]"
 
 def test_off_hides_the_panel_and_says_why(redis_server, redis_db):
     _, client = app_client(redis_server, CLUSTER_VIEW="off")
@@ -132,8 +149,8 @@ def test_a_forbidden_answer_gives_the_apis_own_message_on_one_line():
     error = ApiException(status=403, reason="Forbidden")
     error.body = json.dumps({"kind": "Status", "message": 'deployments.apps is forbidden: User '
                              '"system:serviceaccount:demo:webui" cannot list resource\n"deployments"'})
-    reason = cluster.api_problem(error)
+    reason = clusterwatch.api_problem(error)
     assert reason.startswith("no permission to read the release's workloads: deployments.apps")
     assert "\n" not in reason and "system:serviceaccount:demo:webui" in reason
-    assert cluster.api_problem(ApiException(status=500, reason="Internal")) == \
+    assert clusterwatch.api_problem(ApiException(status=500, reason="Internal")) == \
         "Kubernetes API error 500: Internal"
