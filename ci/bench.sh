@@ -3,7 +3,9 @@
 # (workers, rng) cell of the app run as ci/up.sh runs it, and the speed shown after a scale
 # change. Writes out/bench.png, and (full runs) docs/benchmarks.md with its plot.
 #
-#   ci/bench.sh [--quick] [--json] [--seconds S]
+#   ci/bench.sh [--quick] [--json] [--seconds S] [--worker-baseline REV]
+#                                      --worker-baseline: the worker's CPU per hash against
+#                                      the worker at git REV, side by side
 #   ci/bench.sh --node [--seconds S]   the same cells on real pods of `ci/cluster.sh up --node`
 #                                      (root): build, up, install and idle figures, the table
 #                                      against the model, out/bench-node.png
