@@ -42,7 +42,6 @@ def test_local_counts_come_from_heartbeats_and_the_started_processes(redis_serve
     assert data["workers"] == 3 and data["speed"] == pytest.approx(9.9)  # the old keys stay
 
 
-
 def test_without_the_watch_webui_does_not_load_the_kubernetes_client():
     """The client costs webui about 20 MiB; under ci/up.sh (local) and with the view off it
     is never imported."""
@@ -54,6 +53,7 @@ def test_without_the_watch_webui_does_not_load_the_kubernetes_client():
                          check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
                              str(IMAGES / d) for d in ("webui", "common"))}).stdout
     assert out.strip() == "[]"
+
 
 def test_off_hides_the_panel_and_says_why(redis_server, redis_db):
     _, client = app_client(redis_server, CLUSTER_VIEW="off")
