@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from helpers.kube import CHART
-from helpers.workshop import runs_containers, shell
+from helpers.workshop import one_off_pod, runs_containers, shell
 from localapp import wait_until
 
 
@@ -69,7 +69,5 @@ def test_logs_and_httping_from_inside_the_cluster(cluster, workshop):
     out = workshop("""
 RNG=$(kubectl get svc rng -o go-template={{.spec.clusterIP}})
 HASHER=$(kubectl get svc hasher -o go-template={{.spec.clusterIP}})
-kubectl run httping-$RANDOM --rm -i --restart=Never --image=${HTTPING_IMAGE:?set HTTPING_IMAGE} \\
-  -- sh -c "httping -c 3 $RNG; httping -c 3 $HASHER"
-""")
+""" + one_off_pod("httping -c 3 $RNG; httping -c 3 $HASHER"))
     assert out.count("time=") == 6, out

@@ -7,6 +7,7 @@ import statistics
 import pytest
 
 from helpers.httping import PING_LINE, culprit
+from helpers.workshop import one_off_pod
 from helpers.workshop_kubectl import (  # noqa: F401  (collected here, with this folder's cluster)
     test_logs_and_httping_from_inside_the_cluster, test_select_scale_and_roll_out_as_typed,
     workshop)
@@ -29,9 +30,7 @@ def test_httping_from_a_pod_finds_rng(workshop):  # noqa: F811  (the imported fi
     out = workshop("""
 RNG=$(kubectl get svc rng -o go-template={{.spec.clusterIP}})
 HASHER=$(kubectl get svc hasher -o go-template={{.spec.clusterIP}})
-kubectl run httping-$RANDOM --rm -i --restart=Never --image=$HTTPING_IMAGE \\
-  -- sh -c "echo rng; httping -c 3 $RNG; echo hasher; httping -c 3 $HASHER"
-""")
+""" + one_off_pod("echo rng; httping -c 3 $RNG; echo hasher; httping -c 3 $HASHER"))
     rng_part, hasher_part = out.split("\nhasher\n")
     latencies = {name: statistics.median(float(ms) / 1000 for ms in PING_LINE.findall(part))
                  for name, part in (("rng", rng_part), ("hasher", hasher_part))}
