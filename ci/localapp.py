@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -118,7 +119,11 @@ class Process:
 
     def __init__(self, name, argv, env=None, log_dir=None, cwd=None):
         self.name = name
-        self.log_path = Path(log_dir or "/tmp") / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        # Without a log_dir the log is a temporary file, read back and removed at stop().
+        self.own_log = log_dir is None
+        self.log_path = Path(log_dir or tempfile.gettempdir()) / (
+            f"{name}-{os.getpid()}-{time.monotonic_ns()}.log")
+        self.final_output = None
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, env={**os.environ, **SERVICE_ENV, **(env or {})},
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
@@ -141,10 +146,17 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.proc.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
+            if self.own_log:
+                self.final_output = self.log_path.read_text(errors="replace")
+                self.log_path.unlink(missing_ok=True)
         return self.proc.returncode
 
     def output(self):
+        """Everything the process printed so far (all of it, once stopped)."""
+        if self.final_output is not None:
+            return self.final_output
         if not self.log.closed:
             self.log.flush()
         return self.log_path.read_text(errors="replace")

@@ -50,6 +50,12 @@ if wants cluster || wants workshop || wants lab; then ci/cluster.sh build; fi   
 if wants node; then ci/cluster.sh build --node; fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
+# Every temporary file of the run (pytest's tmp_path, process logs, gitlab-ci-local's folders)
+# goes under one directory, removed at the end: a run leaves nothing in /tmp. (The node's lock,
+# /tmp/dockercoins-node.lock, is machine-wide on purpose.)
+RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dockercoins-test.XXXXXX")
+trap 'rm -rf "$RUN_TMP"' EXIT
+export TMPDIR=$RUN_TMP
 set +e
 python -m pytest "$@"
 status=$?
