@@ -55,11 +55,18 @@ export PATH="$ROOT/.tools/bin:$PATH"
 # /tmp/dockercoins-node.lock, is machine-wide on purpose.)
 RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dockercoins-test.XXXXXX")
 trap 'rm -rf "$RUN_TMP"' EXIT
+tmp_before=$(ls -A /tmp)
 export TMPDIR=$RUN_TMP
 set +e
 python -m pytest "$@"
 status=$?
 set -e
+left=$(comm -13 <(sort <<<"$tmp_before") <(ls -A /tmp | sort) |
+  grep -vE '^(dockercoins-test\..+|dockercoins-node\.lock)$' || true)   # runs' own, and the lock
+if [ -n "$left" ]; then
+  say "the run left these in /tmp (each test must clean up after itself):"$'\n'"$left"
+  [ "$status" -ne 0 ] || status=1
+fi
 if [ "$status" -eq 5 ]; then
   echo "ci/test.sh: no test ran; that is a failure" >&2
   exit 1
