@@ -6,7 +6,7 @@ import time
 import redis
 from flask import Flask, jsonify, render_template
 
-from cluster import make_view
+from cluster import Hidden, LocalView, one_line
 from dockercoins_common import (Readiness, add_ops_routes, env_int, env_str, redis_client,
                                 setup_logging)
 from speed import SETTLE_SECONDS, SNAPSHOT_SCRIPT, Sampler, UnreportedRate, read_numbers, take_snapshot
@@ -74,6 +74,32 @@ def create_app(config=None):
 
     add_ops_routes(app, Readiness(), ready_check=redis_problem)
     return app
+
+
+def make_view(config):
+    """The view the app's config asks for (keys CLUSTER_VIEW, POD_NAMESPACE, RELEASE_NAME,
+    KUBECONFIG, CLUSTER_WATCH_SECONDS, LOCAL_RNG_REPLICAS, LOCAL_HASHER_REPLICAS; see webui.create_app)."""
+    mode = config["CLUSTER_VIEW"]
+    if mode == "local":
+        return LocalView(config["LOCAL_RNG_REPLICAS"], config["LOCAL_HASHER_REPLICAS"])
+    if mode == "off":
+        return Hidden("the cluster view is off (webui.clusterView.enabled=false)")
+    if mode != "kubernetes":
+        return Hidden(f"CLUSTER_VIEW must be kubernetes, local or off, not {mode!r}")
+    if not (config["POD_NAMESPACE"] and config["RELEASE_NAME"]):
+        return Hidden("POD_NAMESPACE and RELEASE_NAME are not set")
+    # The client only where the watch runs: importing it costs about 20 MiB.
+    from kubernetes.config import ConfigException
+
+    from clusterwatch import WatchedView, apps_api
+    try:
+        api = apps_api(config["KUBECONFIG"])
+    except (ConfigException, OSError) as error:
+        return Hidden(one_line(f"no Kubernetes credentials: {error}"))
+    view = WatchedView(api, config["POD_NAMESPACE"], config["RELEASE_NAME"],
+                       config["CLUSTER_WATCH_SECONDS"])
+    view.start()
+    return view
 
 
 class OutageClock:
