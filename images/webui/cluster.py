@@ -7,36 +7,12 @@ DaemonSets labelled with the release's instance, in its namespace. Credentials: 
 ServiceAccount token in a cluster, else the kubeconfig in KUBECONFIG. Any failure (403, API
 unreachable) hides the panel with a one-line reason; the speed never waits on the API.
 CLUSTER_VIEW=local (ci/up.sh): the worker count from the heartbeats, rng and hasher from env.
-CLUSTER_VIEW=off: hidden."""
+CLUSTER_VIEW=off: hidden.
+webui.make_view picks one; this module holds the shapes the views share, and imports neither
+webui nor clusterwatch (which imports it)."""
 COMPONENTS = ("worker", "rng", "hasher")
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-
-
-def make_view(config):
-    """The view the app's config asks for (keys CLUSTER_VIEW, POD_NAMESPACE, RELEASE_NAME,
-    KUBECONFIG, CLUSTER_WATCH_SECONDS, LOCAL_RNG_REPLICAS, LOCAL_HASHER_REPLICAS; see webui.create_app)."""
-    mode = config["CLUSTER_VIEW"]
-    if mode == "local":
-        return LocalView(config["LOCAL_RNG_REPLICAS"], config["LOCAL_HASHER_REPLICAS"])
-    if mode == "off":
-        return Hidden("the cluster view is off (webui.clusterView.enabled=false)")
-    if mode != "kubernetes":
-        return Hidden(f"CLUSTER_VIEW must be kubernetes, local or off, not {mode!r}")
-    if not (config["POD_NAMESPACE"] and config["RELEASE_NAME"]):
-        return Hidden("POD_NAMESPACE and RELEASE_NAME are not set")
-    # The client only where the watch runs: importing it costs about 20 MiB.
-    from kubernetes.config import ConfigException
-
-    from clusterwatch import WatchedView, apps_api
-    try:
-        api = apps_api(config["KUBECONFIG"])
-    except (ConfigException, OSError) as error:
-        return Hidden(one_line(f"no Kubernetes credentials: {error}"))
-    view = WatchedView(api, config["POD_NAMESPACE"], config["RELEASE_NAME"],
-                       config["CLUSTER_WATCH_SECONDS"])
-    view.start()
-    return view
 
 
 class Hidden:

@@ -11,6 +11,8 @@ import threading
 import time
 from collections import deque
 
+from redis.exceptions import OutOfMemoryError
+
 RATE_WINDOW_SECONDS = 6.0       # the speed and latencies in the heartbeat cover this long
 HEARTBEAT_TTL_SECONDS = 5       # a worker gone quiet this long no longer counts as active
 FLUSH_SEQ_TTL_SECONDS = 3600
@@ -34,12 +36,17 @@ class FlushBusy(Exception):
     """The previous flush is still waiting for redis."""
 
 
+class RedisFull(OutOfMemoryError):
+    """redis refused the flush with OOM: it reached its maxmemory under `noeviction`. The
+    script's first write is refused before anything is written, so the batch is kept whole."""
+
+
 class Ledger:
     """What one worker (id `worker_id`) has mined and what redis has confirmed.
 
     record() counts a loop; flush() sends the pending loops and coins to redis with a
-    heartbeat, and raises (FlushBusy, or redis-py's errors) when redis did not confirm: the
-    batch then goes again, unchanged, next time."""
+    heartbeat, and raises (FlushBusy, RedisFull, or redis-py's errors) when redis did not
+    confirm: the batch then goes again, unchanged, next time."""
 
     def __init__(self, redis, worker_id, window=RATE_WINDOW_SECONDS):
         self.worker_id, self.window = worker_id, window
@@ -92,11 +99,17 @@ class Ledger:
                 heartbeat = self.heartbeat()
             seq, count, coins = self.in_flight or (0, 0, {})
             coin_args = [item for pair in coins.items() for item in pair]
-            self.script(
-                keys=["hashes", f"dockercoins:flushseq:{self.worker_id}",
-                      f"dockercoins:worker:{self.worker_id}", "wallet"],
-                args=[seq, count, FLUSH_SEQ_TTL_SECONDS, json.dumps(heartbeat),
-                      HEARTBEAT_TTL_SECONDS, *coin_args])
+            try:
+                self.script(
+                    keys=["hashes", f"dockercoins:flushseq:{self.worker_id}",
+                          f"dockercoins:worker:{self.worker_id}", "wallet"],
+                    args=[seq, count, FLUSH_SEQ_TTL_SECONDS, json.dumps(heartbeat),
+                          HEARTBEAT_TTL_SECONDS, *coin_args])
+            except OutOfMemoryError as error:
+                with self.lock:
+                    kept = self.unconfirmed, len(coins) + len(self.pending_coins)
+                raise RedisFull("redis is full (OOM): keeping %d pending hashes and %d coins "
+                                "until it has room (%s)" % (*kept, error)) from error
             self.in_flight = None
         finally:
             self.flush_lock.release()

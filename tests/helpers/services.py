@@ -6,11 +6,13 @@ from localapp import Process, free_port, wait_until
 
 class RedisServer:
     """A real redis-server on a free loopback port, with a data dir so it can restart with
-    its data (SHUTDOWN SAVE, then start again)."""
+    its data (SHUTDOWN SAVE, then start again). `args`: more redis-server arguments, such as
+    a maxmemory."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, args=()):
         self.port = free_port()
         self.dir = Path(data_dir)
+        self.args = list(args)
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
         self.start()
@@ -18,7 +20,7 @@ class RedisServer:
     def start(self):
         self.process = Process(f"redis-{self.port}", [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(self.dir), "--dbfilename", "dump.rdb"])
+            "--appendonly", "no", "--dir", str(self.dir), "--dbfilename", "dump.rdb", *self.args])
         wait_until(self.ping, 10, what="redis PING")
 
     def ping(self):

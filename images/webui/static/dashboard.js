@@ -8,8 +8,8 @@
 // Beside the speed graph: the release's replicas (ready/desired, from webui's watch of the
 // Kubernetes API, or from the heartbeats under ci/up.sh) and the model line they predict.
 //
-// When redis or webui cannot be reached the page says so, keeps the last known numbers
-// (greyed, marked as such) and leaves a gap in the graph: it never draws a false 0.
+// When redis or webui cannot be reached, or redis is full, the page says so, keeps the last
+// known numbers (greyed, marked as such) and leaves a gap in the graph: it never draws a false 0.
 (function () {
   "use strict";
 
@@ -229,8 +229,12 @@
     const now = serverNow || Date.now() / 1000 + page.clockOffset;
     if (page.downSince == null) page.downSince = now;
     const since = clockTime(page.downSince);
+    // webui's own words after its "redis unreachable: " or "redis is full: ".
+    const detail = (problem || "").replace(/^redis (unreachable|is full): /, "");
     if (state === "redis-down") {
-      setState(state, `Redis unreachable since ${since} · the workers keep mining and keep their counts`);
+      setState(state, `Redis unreachable since ${since} (${detail}) · the workers keep mining and keep their counts`);
+    } else if (state === "redis-full") {
+      setState(state, `Redis is full since ${since}: ${detail}`);
     } else {
       setState(state, `Dashboard server unreachable since ${since} (${problem})`);
     }
@@ -250,7 +254,7 @@
       if (response.ok && body && typeof body.speed === "number") {
         showLive(body);
       } else if (response.status === 503 && body && body.error) {
-        showDown("redis-down", body.error, body.now);
+        showDown(body.redis === "full" ? "redis-full" : "redis-down", body.error, body.now);
       } else {
         showDown("webui-down", `HTTP ${response.status}`);
       }
