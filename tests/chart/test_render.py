@@ -62,6 +62,29 @@ def test_k8s_manifests_validate_strictly(version):
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {error.message}")
 
 
+# The three-node chapter's values: one rng per node, node-local calls, the workers spread, and a
+# PDB on each component. trafficDistribution's PreferSameNode is Kubernetes 1.34's.
+NODE_LOCAL = ["rng.kind=DaemonSet", "rng.service.trafficDistribution=PreferSameNode",
+              "worker.replicaCount=15", "hasher.replicaCount=2", "webui.replicaCount=2",
+              "worker.topologySpreadConstraints[0].maxSkew=1",
+              "worker.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+              "worker.topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway"]
+
+
+def test_node_local_values_validate_strictly_on_1_34():
+    docs = render(sets=NODE_LOCAL)
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, "1.34", strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {error.message}")
+    rng = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "rng")
+    assert rng["spec"]["trafficDistribution"] == "PreferSameNode"
+    pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert {component(d) for d in pdbs} == {"hasher", "worker", "webui"}
+    assert {d["spec"]["unhealthyPodEvictionPolicy"] for d in pdbs} == {"AlwaysAllow"}
+
+
 def test_strict_validation_catches_a_typo():
     """The validator really is strict: an unknown field fails."""
     deployment = next(d for d in RENDERS["default"] if d["kind"] == "Deployment")

@@ -34,6 +34,9 @@ REJECTED = [
     (["rng.image.digest=abc"], "at '/rng/image/digest'"),
     (["redis.image.tag=latest"], "at '/redis/image/tag'"),
     (["rng.concurrency=two"], "at '/rng/concurrency': got string, want integer"),
+    (["rng.service.trafficDistribution=PreferLocal"], "at '/rng/service/trafficDistribution': value must be one of"),
+    (["worker.topologySpreadConstraints[0].maxSkew=1"],
+     "at '/worker/topologySpreadConstraints/0': missing properties 'topologyKey', 'whenUnsatisfiable'"),
 ]
 
 
