@@ -26,6 +26,11 @@ def all_renders():
     for scenario in SCENARIOS:
         yield scenario, render(scenario)
     yield "rng-hpa+monitoring", render("rng-hpa", api_versions=["monitoring.coreos.com/v1"])
+    # KEDA and the Gateway API are refused without their CRDs, so no CI scenario holds them.
+    yield "rng-keda+httproute", render(
+        "rng-hpa", sets=["rng.autoscaling.provider=keda", "webui.httpRoute.enabled=true",
+                         "webui.httpRoute.parentRefs[0].name=gw"],
+        api_versions=["keda.sh/v1alpha1/ScaledObject", "gateway.networking.k8s.io/v1/HTTPRoute"])
 
 
 RENDERS = dict(all_renders())
@@ -39,7 +44,7 @@ def test_validates_strictly(scenario, version):
     checked = 0
     for doc in docs:
         if doc["kind"] in CRD_KINDS:
-            assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+            assert doc["apiVersion"] == CRD_KINDS[doc["kind"]]
             continue
         where = f"{doc['kind']}/{doc['metadata']['name']} on {version}"
         try:
@@ -60,6 +65,29 @@ def test_k8s_manifests_validate_strictly(version):
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as error:
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {error.message}")
+
+
+# The three-node chapter's values: one rng per node, node-local calls, the workers spread, and a
+# PDB on each component. trafficDistribution's PreferSameNode is Kubernetes 1.34's.
+NODE_LOCAL = ["rng.kind=DaemonSet", "rng.service.trafficDistribution=PreferSameNode",
+              "worker.replicaCount=15", "hasher.replicaCount=2", "webui.replicaCount=2",
+              "worker.topologySpreadConstraints[0].maxSkew=1",
+              "worker.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+              "worker.topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway"]
+
+
+def test_node_local_values_validate_strictly_on_1_34():
+    docs = render(sets=NODE_LOCAL)
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, "1.34", strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {error.message}")
+    rng = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "rng")
+    assert rng["spec"]["trafficDistribution"] == "PreferSameNode"
+    pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert {component(d) for d in pdbs} == {"hasher", "worker", "webui"}
+    assert {d["spec"]["unhealthyPodEvictionPolicy"] for d in pdbs} == {"AlwaysAllow"}
 
 
 def test_strict_validation_catches_a_typo():
@@ -224,9 +252,9 @@ def test_pdbs_only_with_more_than_one_replica():
             name = pdb["metadata"]["name"]
             workload = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
             replicas = workload["spec"].get("replicas")
-            if replicas is None:  # the HPA owns it: its minimum counts
-                hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
-                replicas = hpa["spec"]["minReplicas"]
+            if replicas is None:  # the HPA (or KEDA's, from the ScaledObject) owns it: its minimum counts
+                hpa = next(d for d in docs if d["kind"] in ("HorizontalPodAutoscaler", "ScaledObject"))
+                replicas = hpa["spec"].get("minReplicas", hpa["spec"].get("minReplicaCount"))
             assert replicas > 1, f"{scenario}: PDB {name} for {replicas} replica(s)"
 
 

@@ -34,6 +34,9 @@ REJECTED = [
     (["rng.image.digest=abc"], "at '/rng/image/digest'"),
     (["redis.image.tag=latest"], "at '/redis/image/tag'"),
     (["rng.concurrency=two"], "at '/rng/concurrency': got string, want integer"),
+    (["rng.service.trafficDistribution=PreferLocal"], "at '/rng/service/trafficDistribution': value must be one of"),
+    (["worker.topologySpreadConstraints[0].maxSkew=1"],
+     "at '/worker/topologySpreadConstraints/0': missing properties 'topologyKey', 'whenUnsatisfiable'"),
 ]
 
 
@@ -68,6 +71,57 @@ def test_helm_fails_on_contradictions(sets, message):
     result = template_with(sets)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+# A blank key in a values file (`replicaCount:` with nothing after it) is null, and Helm drops a
+# null key from the merged values before the schema sees them: so "type": "integer" never
+# refuses it, and the template rendered `replicas: null` and no PDB. The schema requires every
+# key values.yaml gives a value, so the blank one is named. (values file text, message)
+BLANK_KEYS = [
+    ("worker:\n  replicaCount:\n", "at '/worker': missing property 'replicaCount'"),
+    ("hasher:\n  pdb:\n    maxUnavailable:\n", "at '/hasher/pdb': missing property 'maxUnavailable'"),
+    ("rng:\n  image:\n    repository:\n", "at '/rng/image': missing property 'repository'"),
+    ("webui:\n  service:\n    type:\n", "at '/webui/service': missing property 'type'"),
+    ("redis:\n  resources:\n    limits:\n      memory:\n",
+     "at '/redis/resources/limits': missing property 'memory'"),
+    ("logLevel:\n", "missing property 'logLevel'"),
+    ("podSecurityContext:\n  runAsUser:\n", "at '/podSecurityContext': missing property 'runAsUser'"),
+]
+
+
+@pytest.mark.parametrize("text, message", BLANK_KEYS, ids=[m.split("'")[-2] for _, m in BLANK_KEYS])
+def test_a_blank_key_is_refused_by_lint_and_install(tmp_path, text, message):
+    values = tmp_path / "blank.yaml"
+    values.write_text(text)
+    lint = helm("lint", "--strict", CHART, "-f", values, check=False)
+    assert lint.returncode != 0 and message in lint.stdout, lint.stdout
+    # helm install validates the same merged values before it renders (template stands for it).
+    rendered = helm("template", RELEASE, CHART, "-f", values, check=False)
+    assert rendered.returncode != 0
+    assert "values don't meet the specifications of the schema" in rendered.stderr
+    assert message in rendered.stderr, rendered.stderr
+
+
+def test_every_key_with_a_default_is_required():
+    """Each key values.yaml sets to a non-null value is in its object's `required` list, so a
+    blank one fails (see BLANK_KEYS). The [nullable] keys (default null) stay optional."""
+    import yaml
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = []
+
+    def check(value, schema, path):
+        schema = resolved(schema)
+        if not (isinstance(value, dict) and "properties" in schema):
+            return
+        for key, sub in value.items():
+            if sub is None:
+                assert key not in schema.get("required", []), f"{path}.{key} is nullable"
+            elif key not in schema.get("required", []):
+                missing.append(f"{path}.{key}")
+            check(sub, schema["properties"][key], f"{path}.{key}")
+
+    check(values, SCHEMA, "$")
+    assert not missing, f"add these to their object's \"required\" in values.schema.json: {missing}"
 
 
 def test_unsetting_replica_count_is_how_the_hpa_is_turned_on():
@@ -118,6 +172,19 @@ def test_schema_is_strict_everywhere():
     assert seen > 50
 
 
+def resolved(schema):
+    """An object schema with its $ref followed and its allOf parts merged (properties, required)."""
+    while "$ref" in schema:
+        schema = SCHEMA["definitions"][schema["$ref"].removeprefix("#/definitions/")]
+    if "allOf" not in schema:
+        return schema
+    merged = {"properties": {}, "required": []}
+    for part in map(resolved, schema["allOf"]):
+        merged["properties"].update(part.get("properties", {}))
+        merged["required"] += part.get("required", [])
+    return merged
+
+
 def test_every_values_key_is_in_the_schema():
     """values.yaml and the schema list the same keys (the schema rejects unknown ones, so a key
     added to values.yaml alone would fail every install)."""
@@ -125,8 +192,7 @@ def test_every_values_key_is_in_the_schema():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
 
     def check(value, schema, path):
-        while "$ref" in schema:
-            schema = SCHEMA["definitions"][schema["$ref"].removeprefix("#/definitions/")]
+        schema = resolved(schema)
         if isinstance(value, dict) and "properties" in schema:
             for key, sub in value.items():
                 assert key in schema["properties"], f"{path}.{key} is not in the schema"

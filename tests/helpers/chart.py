@@ -20,8 +20,10 @@ K8S_VERSIONS = ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"]
 RELEASE = "dockercoins"
 NAMESPACE = "dockercoins"
 APP_COMPONENTS = ("rng", "hasher", "worker", "webui")
-# Kinds from CRDs (prometheus-operator): no built-in schema to validate them against.
-CRD_KINDS = {"ServiceMonitor", "PodMonitor"}
+# Kinds from CRDs (prometheus-operator, KEDA, Gateway API), with their API versions: no built-in
+# schema to validate them against (tests/cluster validates them against the real CRDs).
+CRD_KINDS = {"ServiceMonitor": "monitoring.coreos.com/v1", "PodMonitor": "monitoring.coreos.com/v1",
+             "ScaledObject": "keda.sh/v1alpha1", "HTTPRoute": "gateway.networking.k8s.io/v1"}
 EXPECTED_SCENARIOS = ["default", "ingress", "minimal", "persistence", "rng-daemonset", "rng-hpa"]
 
 

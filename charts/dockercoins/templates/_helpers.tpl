@@ -209,6 +209,17 @@ Called once, from validate.yaml.
 {{- if and $rng.autoscaling.enabled (lt (int $rng.autoscaling.maxReplicas) (int (include "dockercoins.rngMinReplicas" .))) -}}
 {{- fail (printf "rng.autoscaling.maxReplicas (%v) is below the minimum (%s)." $rng.autoscaling.maxReplicas (include "dockercoins.rngMinReplicas" .)) -}}
 {{- end -}}
+{{- if and $rng.autoscaling.enabled (eq $rng.autoscaling.provider "keda") (not (.Capabilities.APIVersions.Has "keda.sh/v1alpha1/ScaledObject")) -}}
+{{- fail "rng.autoscaling.provider=keda renders a KEDA ScaledObject (keda.sh/v1alpha1), and this cluster does not serve it: install KEDA first (helm install keda kedacore/keda --namespace keda --create-namespace), or use rng.autoscaling.provider=prometheus-adapter. With helm template, pass --api-versions keda.sh/v1alpha1/ScaledObject." -}}
+{{- end -}}
+{{- with .Values.webui.httpRoute -}}
+{{- if and .enabled (not .parentRefs) -}}
+{{- fail "webui.httpRoute.enabled needs webui.httpRoute.parentRefs: name the Gateway the route attaches to (for example --set webui.httpRoute.parentRefs[0].name=my-gateway)." -}}
+{{- end -}}
+{{- if and .enabled (not ($.Capabilities.APIVersions.Has "gateway.networking.k8s.io/v1/HTTPRoute")) -}}
+{{- fail "webui.httpRoute.enabled renders a Gateway API HTTPRoute (gateway.networking.k8s.io/v1), and this cluster does not serve it: install the Gateway API CRDs (standard channel) and a Gateway controller first, or use webui.ingress. With helm template, pass --api-versions gateway.networking.k8s.io/v1/HTTPRoute." -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (toString .Values.redis.image.tag) "latest" -}}
 {{- fail "redis.image.tag must be an exact release (for example 7.4.8-alpine), never latest." -}}
 {{- end -}}

@@ -90,7 +90,7 @@ spec:
       emptyDir:
         medium: Memory
         sizeLimit: 16Mi
-  {{- include "dockercoins.scheduling" $values | nindent 2 }}
+  {{- include "dockercoins.scheduling" (dict "root" $root "component" $component) | trim | nindent 2 }}
 {{- end -}}
 
 {{/*
@@ -127,19 +127,36 @@ imagePullSecrets:
 {{- toYaml (merge (deepCopy $own) (deepCopy .root.Values.containerSecurityContext)) -}}
 {{- end -}}
 
-{{/* nodeSelector, tolerations and affinity of a component, when set. */}}
+{{/*
+nodeSelector, tolerations, affinity and topologySpreadConstraints of a component, when set.
+A spread constraint without a labelSelector gets the component's own selector labels, so
+`worker.topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname,
+whenUnsatisfiable: ScheduleAnyway}]` spreads the workers and nothing else.
+Usage: include "dockercoins.scheduling" (dict "root" $ "component" "worker")
+*/}}
 {{- define "dockercoins.scheduling" -}}
-{{- with .nodeSelector }}
+{{- $values := index .root.Values .component -}}
+{{- with $values.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .tolerations }}
+{{- with $values.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .affinity }}
+{{- with $values.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- range . }}
+  {{- $constraint := deepCopy . }}
+  {{- if not $constraint.labelSelector }}
+  {{- $_ := set $constraint "labelSelector" (dict "matchLabels" (include "dockercoins.selectorLabels" (list $.root $.component) | fromYaml)) }}
+  {{- end }}
+  - {{ toYaml $constraint | nindent 4 | trim }}
+  {{- end }}
 {{- end }}
 {{- end -}}
 

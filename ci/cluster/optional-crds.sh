@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+#/ Refreshes tests/cluster/crds/optional/: the CRDs of the chart's optional objects that come from
+#/ other projects, copied as those projects publish them (no build): KEDA's ScaledObject
+#/ (rng.autoscaling.provider=keda) and the Gateway API's standard-channel HTTPRoute
+#/ (webui.httpRoute). `go mod download` fetches each pinned module from the Go module proxy, with
+#/ its checksum checked against go.sum's database. tests/cluster installs them only in the tests
+#/ that need them, so other tests also see a cluster without them.
+#/
+#/   ci/cluster/optional-crds.sh
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"   # ROOT, usage
+case "${1:-}" in
+  "") ;;
+  -h | --help) usage 0 ;;
+  *) usage ;;
+esac
+KEDA=v2.21.0        # github.com/kedacore/keda/v2
+GATEWAY_API=v1.4.1  # sigs.k8s.io/gateway-api
+out=$ROOT/tests/cluster/crds/optional
+mkdir -p "$out"
+module_dir() { # MODULE@VERSION -> its directory in the module cache
+  GOFLAGS=-mod=mod go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
+}
+copy() { # SOURCE FROM
+  { echo "# Copied by ci/cluster/optional-crds.sh from $2. Do not edit."; cat "$1"; } >"$out/$(basename "$1")"
+}
+keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA")
+copy "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
+  "github.com/kedacore/keda/v2@$KEDA config/crd/bases/keda.sh_scaledobjects.yaml"
+gateway=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API")
+copy "$gateway/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" \
+  "sigs.k8s.io/gateway-api@$GATEWAY_API config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
