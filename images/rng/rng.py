@@ -9,7 +9,6 @@ Requests shed with a 503 (saturated) never reach the faults."""
 import os
 import re
 import threading
-import time
 from contextlib import contextmanager
 
 from flask import Flask, Response
