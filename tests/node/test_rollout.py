@@ -89,7 +89,7 @@ def test_a_slower_version_rolls_out_pod_by_pod_and_undo_brings_the_speed_back(mi
     # and hasher really took on this busy node, so the ratio is computed from it.
     loop_before = WORKERS / before
     expected = loop_before / (loop_before + 1.0 - 0.1)
-    assert NOMINAL_RATIO <= expected < 0.4, (before, "rng and hasher far slower than 0.1 s")
+    assert 0.9 * NOMINAL_RATIO <= expected < 0.4, (before, "rng and hasher far from 0.1 s")
     assert after / before == pytest.approx(expected, rel=0.15), (before, after, expected)
     assert_dashboard_true(release, after)
 
