@@ -1,10 +1,13 @@
-"""What every DockerCoins service shares: settings from env, logging, redis, and the
-podinfo-style /healthz, /readyz and /metrics routes with a request-duration histogram.
+"""What every DockerCoins service shares: settings from env, logging, redis, the
+podinfo-style /healthz, /readyz and /metrics routes with a request-duration histogram, and the
+faults the workshop's healthchecks chapter switches on (Faults, and the probes' on-purpose
+switches: POST /healthz/disable and /readyz/disable, as podinfo's /readyz/disable).
 
 One copy lives here; the images copy this file next to each service module.
 """
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -31,15 +34,15 @@ def env_str(name, default):
     return os.environ.get(name, default)
 
 
-def env_int(name, default, minimum=None):
-    return _env_number(name, default, minimum, int, "an integer")
+def env_int(name, default, minimum=None, maximum=None):
+    return _env_number(name, default, minimum, maximum, int, "an integer")
 
 
-def env_float(name, default, minimum=None):
-    return _env_number(name, default, minimum, float, "a number")
+def env_float(name, default, minimum=None, maximum=None):
+    return _env_number(name, default, minimum, maximum, float, "a number")
 
 
-def _env_number(name, default, minimum, kind, what):
+def _env_number(name, default, minimum, maximum, kind, what):
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -49,6 +52,10 @@ def _env_number(name, default, minimum, kind, what):
         raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+    if value != value or value in (float("inf"), float("-inf")):  # nan, inf
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
     return value
 
 
@@ -87,11 +94,78 @@ class Readiness:
         return self._stopping.is_set()
 
 
-def add_ops_routes(app, readiness, ready_check=None, live_check=None):
+ON_PURPOSE = "disabled on purpose: POST /{0}/enable to recover"
+
+
+class Probes:
+    """What /healthz and /readyz answer, as (JSON body, HTTP status), for the Flask services and
+    the worker's plain WSGI port alike. live_check and ready_check return None when all is
+    well, else a one-line problem, answered with a 503. Each probe can also be failed on
+    purpose (the healthchecks chapter): disable("healthz") until enable("healthz")."""
+
+    def __init__(self, readiness, ready_check=None, live_check=None):
+        self.readiness, self.ready_check, self.live_check = readiness, ready_check, live_check
+        self.disabled = set()   # "healthz", "readyz": failing on purpose
+
+    def enable(self, probe):
+        self.disabled.discard(probe)
+        return {"status": f"{probe} enabled"}, 200
+
+    def disable(self, probe):
+        self.disabled.add(probe)
+        return {"status": f"{probe} disabled: it answers 503 until POST /{probe}/enable"}, 200
+
+    def healthz(self):
+        if "healthz" in self.disabled:
+            return {"status": "not alive", "error": ON_PURPOSE.format("healthz")}, 503
+        problem = self.live_check() if self.live_check is not None else None
+        if problem:
+            return {"status": "not alive", "error": problem}, 503
+        return {"status": "ok"}, 200
+
+    def readyz(self):
+        if self.readiness.stopping:
+            return {"status": "shutting down"}, 503
+        if "readyz" in self.disabled:
+            return {"status": "not ready", "error": ON_PURPOSE.format("readyz")}, 503
+        problem = self.ready_check() if self.ready_check is not None else None
+        if problem:
+            return {"status": "not ready", "error": problem}, 503
+        return {"status": "ready"}, 200
+
+
+class Faults:
+    """Faults on purpose in each work request of rng and hasher, off by default:
+    EXTRA_LATENCY_SECONDS (seconds added to the request's sleep; >= 0) and FAILURE_RATE (the
+    fraction of work requests answered 500, 0 to 1). ConfigError names a bad value."""
+
+    def __init__(self, extra_latency_seconds=0.0, failure_rate=0.0):
+        self.extra_latency_seconds, self.failure_rate = extra_latency_seconds, failure_rate
+
+    @classmethod
+    def from_env(cls):
+        return cls(env_float("EXTRA_LATENCY_SECONDS", 0.0, minimum=0.0, maximum=60.0),
+                   env_float("FAILURE_RATE", 0.0, minimum=0.0, maximum=1.0))
+
+    def sleep(self, seconds):
+        """The request's work: `seconds`, plus the extra latency."""
+        time.sleep(seconds + self.extra_latency_seconds)
+
+    def failure(self):
+        """A message when this request is to fail on purpose (answer it 500), else None."""
+        if self.failure_rate and random.random() < self.failure_rate:
+            return f"failed on purpose: FAILURE_RATE is {self.failure_rate}\n"
+        return None
+
+
+def add_ops_routes(app, readiness, ready_check=None, live_check=None, switches=False):
     """/healthz (alive, no dependency calls), /readyz (may check dependencies) and /metrics,
-    plus the request-duration histogram on every route. ready_check and live_check return
-    None when all is well, else a one-line problem that the probe answers with a 503."""
+    plus the request-duration histogram on every route (answers: Probes). With switches,
+    POST /healthz/disable, /healthz/enable, /readyz/disable and /readyz/enable make a probe
+    fail on purpose and recover: POST only, so a GET (a browser, a crawler) never flips them."""
     from flask import g, request
+
+    probes = Probes(readiness, ready_check, live_check)
 
     @app.before_request
     def _start_timer():
@@ -106,26 +180,20 @@ def add_ops_routes(app, readiness, ready_check=None, live_check=None):
                 time.perf_counter() - started)
         return response
 
-    @app.get("/healthz")
-    def healthz():
-        problem = live_check() if live_check is not None else None
-        if problem:
-            return {"status": "not alive", "error": problem}, 503
-        return {"status": "ok"}
+    app.get("/healthz")(probes.healthz)
+    app.get("/readyz")(probes.readyz)
 
-    @app.get("/readyz")
-    def readyz():
-        if readiness.stopping:
-            return {"status": "shutting down"}, 503
-        if ready_check is not None:
-            problem = ready_check()
-            if problem:
-                return {"status": "not ready", "error": problem}, 503
-        return {"status": "ready"}
+    if switches:
+        for probe in ("healthz", "readyz"):
+            for action in ("enable", "disable"):
+                app.add_url_rule(f"/{probe}/{action}", f"{probe}_{action}", methods=["POST"],
+                                 view_func=lambda probe=probe, action=action:
+                                 getattr(probes, action)(probe))
 
     @app.get("/metrics")
     def metrics():
         return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
     app.extensions["readiness"] = readiness
+    app.extensions["probes"] = probes
     return app

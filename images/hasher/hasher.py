@@ -1,11 +1,12 @@
 """hasher: SHA-256 of the request body, slowly but concurrently, so it never limits the
-hashing speed: each request sleeps on its own thread."""
+hashing speed: each request sleeps on its own thread. The healthchecks chapter's faults
+(dockercoins_common.Faults) add to that sleep and fail a fraction of the hashes with a 500."""
 import hashlib
-import time
 
 from flask import Flask, Response, request
 
-from dockercoins_common import HOSTNAME, Readiness, add_ops_routes, env_int, setup_logging
+from dockercoins_common import (HOSTNAME, Faults, Readiness, add_ops_routes, env_int,
+                                setup_logging)
 
 SLEEP_SECONDS = 0.1  # the work each hash "costs"
 
@@ -16,6 +17,7 @@ def create_app(config=None):
     app.config.update(MAX_CONTENT_LENGTH=env_int("HASHER_MAX_BYTES", 64 * 1024, minimum=1))
     app.config.update(config or {})
     setup_logging("hasher")
+    faults = app.config.get("FAULTS") or Faults.from_env()
 
     @app.get("/")
     def index():
@@ -24,7 +26,10 @@ def create_app(config=None):
     @app.post("/")
     def hash_body():
         body = request.get_data(cache=False)
-        time.sleep(SLEEP_SECONDS)
+        faults.sleep(SLEEP_SECONDS)
+        failure = faults.failure()
+        if failure:
+            return Response(failure, status=500, mimetype="text/plain")
         return Response(hashlib.sha256(body).hexdigest(), mimetype="text/plain")
 
     @app.errorhandler(413)
@@ -33,5 +38,5 @@ def create_app(config=None):
         return Response(f"body too large: at most {limit} bytes\n", status=413,
                         mimetype="text/plain")
 
-    add_ops_routes(app, Readiness())
+    add_ops_routes(app, Readiness(), switches=True)
     return app

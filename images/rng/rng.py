@@ -1,15 +1,21 @@
 """rng: random bytes, slowly and one request at a time. It is the bottleneck of DockerCoins
-on purpose: one process serves at most 1 / SLEEP_SECONDS requests a second."""
+on purpose: one process serves at most 1 / SLEEP_SECONDS requests a second.
+
+The healthchecks chapter's faults (dockercoins_common.Faults) act inside THE CAP, where the
+work is: the extra latency lengthens each turn, so the plateau falls to 1 / (SLEEP_SECONDS +
+EXTRA_LATENCY_SECONDS) a second, as a slower rng would; a request failed on purpose has done
+its work and held its turn, so FAILURE_RATE takes good answers away without adding capacity.
+Requests shed with a 503 (saturated) never reach the faults."""
 import os
 import re
 import threading
-import time
 from contextlib import contextmanager
 
 from flask import Flask, Response
 from prometheus_client import Gauge
 
-from dockercoins_common import HOSTNAME, Readiness, add_ops_routes, env_int, setup_logging
+from dockercoins_common import (HOSTNAME, Faults, Readiness, add_ops_routes, env_int,
+                                setup_logging)
 
 SLEEP_SECONDS = 0.1  # the work each /<n> "costs"
 
@@ -28,6 +34,7 @@ def create_app(config=None):
     )
     app.config.update(config or {})
     log = setup_logging("rng")
+    faults = app.config.get("FAULTS") or Faults.from_env()
 
     # THE CAP. Enforced here, not by a server setting: Flask's dev server once went
     # multi-threaded by default and silently removed it.
@@ -68,11 +75,13 @@ def create_app(config=None):
         with turn() as served:
             if not served:
                 return saturated()
-            time.sleep(SLEEP_SECONDS)
-            data = os.urandom(count)
+            faults.sleep(SLEEP_SECONDS)
+            data, failure = os.urandom(count), faults.failure()
+        if failure:
+            return Response(failure, status=500, mimetype="text/plain")
         return Response(data, mimetype="application/octet-stream")
 
-    add_ops_routes(app, Readiness())
+    add_ops_routes(app, Readiness(), switches=True)
     log.info("cap: %d request(s) at a time, %d more may wait",
              app.config["RNG_CONCURRENCY"], app.config["RNG_MAX_WAITING"])
     return app

@@ -6,7 +6,6 @@ carries a sequence number that redis checks, so a flush retried after a lost rep
 counted once.
 """
 import json
-import statistics
 import threading
 import time
 from collections import deque
@@ -155,4 +154,10 @@ def recent_rate(done_times, now):
 
 
 def median_or_none(values):
-    return round(statistics.median(values), 4) if values else None
+    """The median, rounded to 0.1 ms; None for no values. (Not statistics.median: that module
+    imports decimal and fractions, 0.6 MiB of the worker's memory for one sort.)"""
+    if not values:
+        return None
+    ordered, middle = sorted(values), len(values) // 2
+    median = ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return round(median, 4)

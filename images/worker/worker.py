@@ -1,5 +1,6 @@
-"""worker: the miner. Loop: sleep, get random bytes from rng, hash them with hasher, keep the
-coins (see is_coin). About once a second it adds its loop count to redis `hashes` (the
+"""worker: the miner. Loop: sleep (WORKER_SLEEP_SECONDS, 0.1 s by default: the rollout
+chapter makes a slower worker with it), get random bytes from rng, hash them with hasher, keep
+the coins (see is_coin). About once a second it adds its loop count to redis `hashes` (the
 exactly-once ledger is in ledger.py). A small HTTP port serves /healthz, /readyz and
 /metrics, as every other service does.
 """
@@ -12,13 +13,12 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
 
-from http_calls import StageError, call, http_session, prepare
-from dockercoins_common import (HOSTNAME, LATENCY_BUCKETS, Readiness, env_float, env_int,
-                                env_str, redis_client, setup_logging)
+from http_calls import Failures, StageError, call, http_session, prepare
+from dockercoins_common import (HOSTNAME, LATENCY_BUCKETS, ConfigError, Readiness, env_float,
+                                env_int, env_str, redis_client, setup_logging)
 from ledger import Ledger
 from ops_port import create_ops_app, serve_ops
 
-LOOP_SLEEP_SECONDS = 0.1        # the pause at the top of each loop
 FLUSH_INTERVAL_SECONDS = 1.0    # how often the count goes to redis
 SHUTDOWN_BUDGET_SECONDS = 1.5   # SIGTERM to exit, with the final flush, stays under 2 s
 
@@ -32,6 +32,7 @@ class Settings:
     redis_url: str = "redis://redis:6379/0"
     metrics_port: int = 8080
     metrics_host: str = ""          # "": every interface, as a pod needs
+    loop_sleep: float = 0.1         # seconds: the pause at the top of each loop
     connect_timeout: float = 1.0    # seconds
     # rng queues requests behind its cap: at 10 workers on one rng a call waits ~0.8 s.
     read_timeout: float = 5.0       # seconds
@@ -45,6 +46,8 @@ def load_settings():
         redis_url=env_str("REDIS_URL", Settings.redis_url),
         metrics_port=env_int("METRICS_PORT", Settings.metrics_port, minimum=0),
         metrics_host=env_str("METRICS_HOST", Settings.metrics_host),
+        loop_sleep=env_float("WORKER_SLEEP_SECONDS", Settings.loop_sleep, minimum=0.0,
+                             maximum=60.0),
         connect_timeout=env_float("CONNECT_TIMEOUT_SECONDS", Settings.connect_timeout,
                                   minimum=0.01),
         read_timeout=env_float("READ_TIMEOUT_SECONDS", Settings.read_timeout, minimum=0.01))
@@ -59,8 +62,8 @@ def is_coin(digest):
 # --- metrics ------------------------------------------------------------------------------
 HASHES = Counter("dockercoins_worker_hashes", "Loops this worker completed (one hash each).")
 COINS = Counter("dockercoins_worker_coins", "Coins this worker found.")
-ERRORS = Counter("dockercoins_worker_errors", "Failed calls, after retries, by stage.",
-                 ["stage"])
+ERRORS = Counter("dockercoins_worker_errors",
+                 "Failed attempts at a call by stage, the ones retried included.", ["stage"])
 CALL_DURATION = Histogram("dockercoins_worker_call_duration_seconds",
                           "Time for rng or hasher to answer, as this worker sees it.",
                           ["target"], buckets=LATENCY_BUCKETS)
@@ -76,12 +79,15 @@ class Miner:
         self.settings = settings or load_settings()
         self.timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         self.http = http_session()
+        self.failures = {stage: Failures(ERRORS.labels(stage))
+                         for stage in ("rng", "hasher", "redis")}
         # No keep-alive to rng: kube-proxy balances connections, not requests, so a kept
         # connection would never move to a new rng replica and the plateau would not lift.
         self.rng_request = prepare(self.http, "GET", self.settings.rng_url,
-                                   {"Connection": "close"})
+                                   {"Connection": "close"}, self.failures["rng"])
         self.hasher_request = prepare(self.http, "POST", self.settings.hasher_url,
-                                      {"Content-Type": "application/octet-stream"})
+                                      {"Content-Type": "application/octet-stream"},
+                                      self.failures["hasher"])
         self.call_duration = {target: CALL_DURATION.labels(target)  # looked up once
                               for target in ("rng", "hasher")}
         self.worker_id = f"{HOSTNAME}-{uuid.uuid4().hex[:8]}"  # new per start: seq restarts
@@ -105,7 +111,7 @@ class Miner:
     def call(self, stage, prepared, body=None):
         """The response body, or StageError once the retries are spent."""
         started = time.monotonic()
-        answer = call(self.http, stage, prepared, self.timeout, body)
+        answer = call(self.http, stage, prepared, self.timeout, body, self.failures[stage])
         self.call_duration[stage].observe(time.monotonic() - started)
         return answer
 
@@ -114,6 +120,7 @@ class Miner:
         try:
             self.ledger.flush(wait_seconds)
         except Exception as error:  # redis-py raises several families; all mean retry
+            self.failures["redis"].add()
             raise StageError("redis", error) from error
 
     def repeat(self, interval, action):
@@ -126,7 +133,7 @@ class Miner:
                 self.record_error(error)
 
     def record_error(self, error):
-        ERRORS.labels(error.stage).inc()
+        """A call that failed after its retries (the metric counted its attempts)."""
         self.ledger.last_error = {"stage": error.stage, "at": time.time()}
         log.warning("%s", error)
 
@@ -134,7 +141,7 @@ class Miner:
     def start(self):
         self.ledger.started = time.monotonic()
         self.loop_thread = threading.Thread(
-            target=self.repeat, args=(LOOP_SLEEP_SECONDS, self.mine_once), name="loop",
+            target=self.repeat, args=(self.settings.loop_sleep, self.mine_once), name="loop",
             daemon=True)
         self.flush_thread = threading.Thread(
             target=self.repeat, args=(FLUSH_INTERVAL_SECONDS, self.flush), name="flush",
@@ -168,15 +175,20 @@ class Miner:
 
 def main():
     setup_logging("worker")
-    miner, readiness = Miner(), Readiness()
+    try:
+        miner = Miner()
+    except ConfigError as error:
+        raise SystemExit(f"worker: {error}") from None
+    readiness = Readiness()
     server = serve_ops(create_ops_app(miner.alive, readiness), miner.settings.metrics_host,
                        miner.settings.metrics_port)
     stop_requested = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_requested.set())
     miner.start()
-    log.info("worker %s: rng %s, hasher %s, metrics on :%d", miner.worker_id,
-             miner.settings.rng_url, miner.settings.hasher_url, server.server_port)
+    log.info("worker %s: rng %s, hasher %s, loop sleep %g s, metrics on :%d", miner.worker_id,
+             miner.settings.rng_url, miner.settings.hasher_url, miner.settings.loop_sleep,
+             server.server_port)
     stop_requested.wait()
     log.info("stopping")
     readiness.start_shutdown()

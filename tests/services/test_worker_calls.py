@@ -101,3 +101,29 @@ def test_a_redirect_or_4xx_is_an_error_with_its_status(servers, path, status):
     assert error.value.stage == "rng"
     assert [p for p, _ in servers[0].seen] == [path], "a redirect is not followed"
 
+
+
+def test_every_failed_attempt_is_counted_by_stage(servers):
+    """The errors metric counts attempts: the two 503s the retries absorbed, then a 404 once
+    (not retried), then a 503 that never ends, once per attempt (1 + 5 retries)."""
+    servers[0].failures_left = 2
+    miner = miner_for(servers, "/flaky")
+    assert miner.call("rng", miner.rng_request) == b"ok"
+    assert miner.failures["rng"].count == 2
+    before = metric_errors("rng")
+    missing = miner_for(servers, "/nowhere")
+    with pytest.raises(StageError):
+        missing.call("rng", missing.rng_request)
+    assert missing.failures["rng"].count == 1
+    servers[0].failures_left = 100
+    busy = miner_for(servers, "/flaky")
+    with pytest.raises(StageError, match="rng: .*503"):
+        busy.call("rng", busy.rng_request)
+    assert busy.failures["rng"].count == 6
+    assert metric_errors("rng") - before == 7
+    assert miner.failures["hasher"].count == 0
+
+
+def metric_errors(stage):
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("dockercoins_worker_errors_total", {"stage": stage})
