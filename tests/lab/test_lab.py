@@ -222,5 +222,5 @@ def test_a_service_with_no_ready_endpoint_is_named_with_its_fix(cluster, release
     cluster.kubectl("scale", "deployment", "hasher", "--replicas=0", "-n", release)
     wait_until(lambda: len(edited.unreachable_services()) == 2, 30, "hasher's pod gone")
     problems = edited.unreachable_services()
-    assert [p.split(":")[0] for p in problems] == ["Service rng", "Service hasher"], problems
+    assert [p.split(" has ")[0] for p in problems] == ["Service rng", "Service hasher"], problems
     assert "no hasher pod is ready" in problems[1], problems
