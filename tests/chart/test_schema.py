@@ -34,6 +34,9 @@ REJECTED = [
     (["rng.image.digest=abc"], "at '/rng/image/digest'"),
     (["redis.image.tag=latest"], "at '/redis/image/tag'"),
     (["rng.concurrency=two"], "at '/rng/concurrency': got string, want integer"),
+    # Kubernetes' unit, which redis-server refuses at start (a crash loop): redis says 160mb.
+    (["redis.maxmemory=160Mi"], "at '/redis/maxmemory'"),
+    (["redis.maxmemoryPolicy=allkeys-lru2"], "at '/redis/maxmemoryPolicy'"),
 ]
 
 
