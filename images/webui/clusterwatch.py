@@ -1,8 +1,9 @@
 """The cluster view's watch (CLUSTER_VIEW=kubernetes): the release's Deployments, DaemonSets and
-EndpointSlices (the controller copies the Services' labels onto them) kept current in memory through the official `kubernetes` client, so a page view never calls the
-API. One thread per kind: a list, then a watch from the list's resourceVersion (renewed every
-CLUSTER_WATCH_SECONDS, which re-checks the permission too), a new list on 410 Gone, a backoff
-after any error. Any failure hides the panel with a one-line reason until a list works again."""
+EndpointSlices (the controller copies the Services' labels onto them) kept current in memory
+through the official `kubernetes` client, so a page view never calls the API. One thread per
+kind: a list, then a watch from the list's resourceVersion (renewed every CLUSTER_WATCH_SECONDS,
+which re-checks the permission too), a new list on 410 Gone, a backoff after any error. Any
+failure hides the panel with a one-line reason until a list works again."""
 import json
 import logging
 import threading
@@ -25,9 +26,10 @@ log = logging.getLogger("webui")
 
 
 def apis(kubeconfig=None):
-    """{"apps": the apps/v1 API, "discovery": discovery.k8s.io/v1}. In a pod, the ServiceAccount's token (reloaded as it rotates); elsewhere the kubeconfig
-    `kubeconfig` (a path, or several joined by ':'; None: ~/.kube/config). Raises
-    ConfigException when neither is there."""
+    """{"apps": the apps/v1 API, "discovery": discovery.k8s.io/v1}. In a pod, the
+    ServiceAccount's token (reloaded as it rotates); elsewhere the kubeconfig `kubeconfig` (a
+    path, or several joined by ':'; None: ~/.kube/config). Raises ConfigException when neither
+    is there."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
