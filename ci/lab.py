@@ -35,6 +35,8 @@ HELM_RULES = ("the namespace's built-in `admin` ClusterRole (helm upgrade create
               "deletes every kind of object of the release, and Helm's release Secrets)")
 
 
+STOPPED = 0.05  # hashes/s: below this, measure looks for a Service with no ready endpoint
+
 # How the table and the plot mark the step where rng is a DaemonSet (R = its ready pods).
 DAEMONSET_MARK = "(rng DS, 1 per node)"
 
@@ -341,7 +343,38 @@ class Lab:
                           "measuring")
         speed = scaling.slope(lambda: self.hashes(service), seconds, tick=tick)
         self.progress.done()
+        if speed < STOPPED:
+            for problem in self.unreachable_services():
+                print(f"ci/lab.py: {problem}", file=sys.stderr)
         return speed
+
+    def unreachable_services(self):
+        """A problem, with its fix, for each rng or hasher Service that no ready pod backs:
+        mining stops. The usual cause is an edited selector (the DaemonSet chapter's
+        `active: "yes"`), which outlives `helm upgrade` (docs/workshop.md)."""
+        problems = []
+        for component in ("rng", "hasher"):
+            ready = [p.metadata.labels or {} for p in self.pods(component) if is_ready(p)]
+            for svc in self.call(self.core.list_namespaced_service, self.ns,
+                                 label_selector=self.selector(component)).items:
+                wanted = svc.spec.selector or {}
+                unmatched = sorted(k for k, v in wanted.items()
+                                   if not any(labels.get(k) == v for labels in ready))
+                if ready and wanted and not unmatched:
+                    continue
+                name = svc.metadata.name
+                if not ready:
+                    why = f"no {component} pod is ready"
+                    fix = f"kubectl describe pods -n {self.ns} -l app={component}"
+                else:
+                    why = (f"its selector's {', '.join(f'{k}={wanted[k]}' for k in unmatched)} "
+                           f"matches none of the ready {component} pods ({len(ready)})")
+                    fix = (f"put the selector back: {undo_patch(name, self.ns, unmatched)}, or "
+                           f"helm upgrade {self.release} <chart> -n {self.ns} --reuse-values "
+                           "--force (see docs/workshop.md)")
+                problems.append(f"Service {name} has no ready endpoint: {why}, so the workers "
+                                f"cannot reach it and mining stops.\nFix: {fix}")
+        return problems
 
     def step(self, workers, rng, seconds, settle, timeout):
         """Scale to (WORKERS, RNG) (RNG None: a DaemonSet, left as it is), wait, let the new
@@ -377,6 +410,19 @@ class Lab:
             rows.append(self.step(top, rng, seconds, settle, timeout))
         print(f"W={top} R={rows[-1][1]}: {rows[-1][2]:.2f} hashes/s", file=sys.stderr)
         return rows
+
+
+def is_ready(pod):
+    return not pod.metadata.deletion_timestamp and any(
+        c.type == "Ready" and c.status == "True" for c in (pod.status and pod.status.conditions) or [])
+
+
+def undo_patch(service, namespace, keys):
+    """The kubectl command that removes these keys from a Service's selector (JSON Pointer
+    escapes ~ and / in label keys)."""
+    ops = [{"op": "remove", "path": "/spec/selector/" + k.replace("~", "~0").replace("/", "~1")}
+           for k in keys]
+    return f"kubectl patch service {service} -n {namespace} --type=json -p '{json.dumps(ops)}'"
 
 
 def counts(text):

@@ -1,6 +1,8 @@
 """The cluster view: desired and ready replicas of the release's worker, rng and hasher, shown
 beside the speed graph ("worker 10/10 · rng 1/1 · hasher 1/1") with the model line
-min(3.33 x workers, 10 x rng).
+min(3.33 x workers, 10 x rng). Beside them, the ready endpoints of the rng and hasher Services:
+a Service whose selector was edited (`kubectl edit service rng`) has none while its pods run,
+and mining stops; the page then names the Service.
 
 CLUSTER_VIEW=kubernetes (the chart): a background watch (clusterwatch.py) of the Deployments and
 DaemonSets labelled with the release's instance, in its namespace. Credentials: the pod's
@@ -13,6 +15,8 @@ webui nor clusterwatch (which imports it)."""
 COMPONENTS = ("worker", "rng", "hasher")
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # set by the EndpointSlice controller
+SERVICES = ("rng", "hasher")  # the worker calls these by Service name
 
 
 class Hidden:
@@ -57,6 +61,25 @@ def workloads(objects):
         entry["desired"] += desired
         entry["ready"] += ready
     return {name: shaped[name] for name in COMPONENTS if name in shaped}
+
+
+def ready_endpoints(endpoint_slice):
+    """The ready endpoints of an EndpointSlice, as the client's model object gives them (a
+    missing `ready` means ready, as kube-proxy reads it)."""
+    return sum(1 for endpoint in endpoint_slice.endpoints or []
+               if not endpoint.conditions or endpoint.conditions.ready is not False)
+
+
+def services(slices):
+    """{component: {"name": its Service, "ready": ready endpoints}} for rng and hasher, from
+    (component, Service name, ready endpoints) of each EndpointSlice; a Service has several
+    slices past 100 endpoints, and one with no endpoint at all."""
+    shaped = {}
+    for component, service, ready in slices:
+        if component in SERVICES and service:
+            entry = shaped.setdefault(component, {"name": service, "ready": 0})
+            entry["ready"] += ready
+    return shaped
 
 
 def one_line(text, limit=200):

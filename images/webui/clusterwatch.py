@@ -1,8 +1,9 @@
-"""The cluster view's watch (CLUSTER_VIEW=kubernetes): the release's Deployments and DaemonSets
-kept current in memory through the official `kubernetes` client, so a page view never calls the
-API. One thread per kind: a list, then a watch from the list's resourceVersion (renewed every
-CLUSTER_WATCH_SECONDS, which re-checks the permission too), a new list on 410 Gone, a backoff
-after any error. Any failure hides the panel with a one-line reason until a list works again."""
+"""The cluster view's watch (CLUSTER_VIEW=kubernetes): the release's Deployments, DaemonSets and
+EndpointSlices (the controller copies the Services' labels onto them) kept current in memory
+through the official `kubernetes` client, so a page view never calls the API. One thread per
+kind: a list, then a watch from the list's resourceVersion (renewed every CLUSTER_WATCH_SECONDS,
+which re-checks the permission too), a new list on 410 Gone, a backoff after any error. Any
+failure hides the panel with a one-line reason until a list works again."""
 import json
 import logging
 import threading
@@ -11,36 +12,45 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from cluster import COMPONENT_LABEL, INSTANCE_LABEL, one_line, replicas, workloads
+from cluster import (COMPONENT_LABEL, INSTANCE_LABEL, SERVICE_NAME_LABEL, one_line, ready_endpoints,
+                     replicas, services, workloads)
 
-KINDS = {"Deployment": "list_namespaced_deployment", "DaemonSet": "list_namespaced_daemon_set"}
+# kind -> (API, list method)
+KINDS = {"Deployment": ("apps", "list_namespaced_deployment"),
+         "DaemonSet": ("apps", "list_namespaced_daemon_set"),
+         "EndpointSlice": ("discovery", "list_namespaced_endpoint_slice")}
 REQUEST_SECONDS = 5.0  # a list or the start of a watch that takes longer: the API is unreachable
 BACKOFF_SECONDS = (1.0, 30.0)  # after an error: from the first, doubling up to the second
 WAITING = "waiting for the first answer from the Kubernetes API"
 log = logging.getLogger("webui")
 
 
-def apps_api(kubeconfig=None):
-    """The apps/v1 API. In a pod, the ServiceAccount's token (reloaded as it rotates); elsewhere the kubeconfig
-    `kubeconfig` (a path, or several joined by ':'; None: ~/.kube/config). Raises
-    ConfigException when neither is there."""
+def apis(kubeconfig=None):
+    """{"apps": the apps/v1 API, "discovery": discovery.k8s.io/v1}. In a pod, the
+    ServiceAccount's token (reloaded as it rotates); elsewhere the kubeconfig `kubeconfig` (a
+    path, or several joined by ':'; None: ~/.kube/config). Raises ConfigException when neither
+    is there."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     configuration.retries = 0  # the watch loop retries, with a backoff
-    return kubernetes.client.AppsV1Api(kubernetes.client.ApiClient(configuration))
+    client = kubernetes.client.ApiClient(configuration)
+    return {"apps": kubernetes.client.AppsV1Api(client),
+            "discovery": kubernetes.client.DiscoveryV1Api(client)}
 
 
 class WatchedView:
-    """The release's workloads as the last list and the watch events since then left them."""
+    """The release's workloads and its Services' ready endpoints, as the last list and the
+    watch events since then left them."""
 
     def __init__(self, api, namespace, release, watch_seconds):
         self.api, self.namespace, self.watch_seconds = api, namespace, watch_seconds
         self.selector = f"{INSTANCE_LABEL}={release}"
         self.lock = threading.Lock()
         self.objects = {}  # (kind, name) -> (component, desired, ready)
+        self.slices = {}  # EndpointSlice name -> (component, Service name, ready endpoints)
         self.problems = {kind: WAITING for kind in KINDS}  # None once listed and watching
         self.stopped = threading.Event()
 
@@ -54,10 +64,11 @@ class WatchedView:
     def data(self, workers):
         with self.lock:
             problem = next((p for p in self.problems.values() if p), None)
-            objects = dict(self.objects)
+            objects, slices = dict(self.objects), dict(self.slices)
         if problem:
             return {"source": "kubernetes", "hidden": problem}
-        return {"source": "kubernetes", "workloads": workloads(objects)}
+        return {"source": "kubernetes", "workloads": workloads(objects),
+                "services": services(slices.values())}
 
     def run(self, kind):
         delay = BACKOFF_SECONDS[0]
@@ -76,10 +87,16 @@ class WatchedView:
             self.stopped.wait(delay)
             delay = min(2 * delay, BACKOFF_SECONDS[1])
 
+    def lister(self, kind):
+        api, method = KINDS[kind]
+        return getattr(self.api[api], method)
+
     def relist(self, kind):
-        listing = getattr(self.api, KINDS[kind])(
+        listing = self.lister(kind)(
             self.namespace, label_selector=self.selector, _request_timeout=REQUEST_SECONDS)
         with self.lock:
+            if kind == "EndpointSlice":
+                self.slices.clear()
             for key in [key for key in self.objects if key[0] == kind]:
                 del self.objects[key]
             for obj in listing.items:
@@ -90,7 +107,7 @@ class WatchedView:
     def watch(self, kind, version):
         """Applies events from `version` on until the server ends the watch; the last version."""
         stream = kubernetes.watch.Watch().stream(
-            getattr(self.api, KINDS[kind]), self.namespace, label_selector=self.selector,
+            self.lister(kind), self.namespace, label_selector=self.selector,
             resource_version=version, allow_watch_bookmarks=True,
             timeout_seconds=self.watch_seconds,
             _request_timeout=(REQUEST_SECONDS, self.watch_seconds + REQUEST_SECONDS))
@@ -107,6 +124,8 @@ class WatchedView:
             with self.lock:
                 if event["type"] == "DELETED":
                     self.objects.pop((kind, obj.metadata.name), None)
+                    if kind == "EndpointSlice":
+                        self.slices.pop(obj.metadata.name, None)
                 else:
                     self.put(kind, obj)
             if self.stopped.is_set():
@@ -114,8 +133,13 @@ class WatchedView:
         return version
 
     def put(self, kind, obj):
-        component = (obj.metadata.labels or {}).get(COMPONENT_LABEL)
-        self.objects[(kind, obj.metadata.name)] = (component, *replicas(kind, obj))
+        labels = obj.metadata.labels or {}
+        component = labels.get(COMPONENT_LABEL)
+        if kind == "EndpointSlice":
+            self.slices[obj.metadata.name] = (component, labels.get(SERVICE_NAME_LABEL),
+                                              ready_endpoints(obj))
+        else:
+            self.objects[(kind, obj.metadata.name)] = (component, *replicas(kind, obj))
 
     def failed(self, kind, error):
         problem = api_problem(error)

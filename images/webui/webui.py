@@ -114,9 +114,9 @@ def make_view(config):
     # The client only where the watch runs: importing it costs about 20 MiB.
     from kubernetes.config import ConfigException
 
-    from clusterwatch import WatchedView, apps_api
+    from clusterwatch import WatchedView, apis
     try:
-        api = apps_api(config["KUBECONFIG"])
+        api = apis(config["KUBECONFIG"])
     except (ConfigException, OSError) as error:
         return Hidden(one_line(f"no Kubernetes credentials: {error}"))
     view = WatchedView(api, config["POD_NAMESPACE"], config["RELEASE_NAME"],

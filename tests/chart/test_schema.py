@@ -37,6 +37,9 @@ REJECTED = [
     (["rng.service.trafficDistribution=PreferLocal"], "at '/rng/service/trafficDistribution': value must be one of"),
     (["worker.topologySpreadConstraints[0].maxSkew=1"],
      "at '/worker/topologySpreadConstraints/0': missing properties 'topologyKey', 'whenUnsatisfiable'"),
+    # Kubernetes' unit, which redis-server refuses at start (a crash loop): redis says 160mb.
+    (["redis.maxmemory=160Mi"], "at '/redis/maxmemory'"),
+    (["redis.maxmemoryPolicy=allkeys-lru2"], "at '/redis/maxmemoryPolicy'"),
 ]
 
 

@@ -2,6 +2,7 @@
 API server, rng made a DaemonSet through helm, and each error provoked for real (a wrong
 namespace, a missing release, a ServiceAccount without the Role or without helm's rights, no
 cluster, a rollout that cannot become ready), each with its fix, exit 1 and no traceback."""
+import importlib.util
 import os
 import pty
 import re
@@ -14,7 +15,7 @@ import yaml
 from kubernetes import client, config
 
 from helpers.kube import component
-from localapp import ROOT, free_port
+from localapp import ROOT, free_port, wait_until
 
 LAB = ROOT / "ci" / "lab.py"
 
@@ -200,3 +201,26 @@ def test_progress_line_on_a_terminal(cluster, release):
     os.close(leader)
     assert b"\rwaiting for the rollout: worker" in seen, seen
     assert seen.endswith(b"\r\n") and seen.count(b"\n") == 1, seen   # one line, rewritten
+
+
+def test_a_service_with_no_ready_endpoint_is_named_with_its_fix(cluster, release):
+    """What `measure` prints when it measures 0 (kwok's pods do not serve /json, so the check
+    is called here as measure calls it): the rng selector edited as the DaemonSet chapter does,
+    then rng with no ready pod at all."""
+    spec = importlib.util.spec_from_file_location("lab_cli", LAB)  # tests/lab is `lab` too
+    lab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab)
+    edited = lab.Lab(release, kubeconfig=str(cluster.kubeconfig))
+    assert edited.unreachable_services() == []
+    cluster.kubectl("patch", "service", "rng", "-n", release, "-p",
+                    '{"spec": {"selector": {"active": "yes"}}}')
+    [problem] = edited.unreachable_services()
+    assert problem.startswith("Service rng has no ready endpoint: its selector's active=yes "
+                              "matches none of the ready rng pods (1)"), problem
+    assert "Fix: put the selector back: kubectl patch service rng -n " + release + \
+        """ --type=json -p '[{"op": "remove", "path": "/spec/selector/active"}]'""" in problem
+    cluster.kubectl("scale", "deployment", "hasher", "--replicas=0", "-n", release)
+    wait_until(lambda: len(edited.unreachable_services()) == 2, 30, "hasher's pod gone")
+    problems = edited.unreachable_services()
+    assert [p.split(" has ")[0] for p in problems] == ["Service rng", "Service hasher"], problems
+    assert "no hasher pod is ready" in problems[1], problems

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 from kubernetes.client import (V1DaemonSet, V1DaemonSetSpec, V1DaemonSetStatus, V1Deployment, V1DeploymentSpec,
-                               V1DeploymentStatus, V1LabelSelector, V1ObjectMeta,
-                               V1PodTemplateSpec)
+                               V1DeploymentStatus, V1Endpoint, V1EndpointConditions,
+                               V1EndpointSlice, V1LabelSelector, V1ObjectMeta, V1PodTemplateSpec)
 from kubernetes.client.rest import ApiException
 
 import cluster
@@ -143,6 +143,24 @@ def test_workloads_in_the_page_order_and_an_rng_switch_counts_both_kinds():
     assert list(shaped) == ["worker", "rng", "hasher"]
     assert shaped["rng"] == {"kind": "DaemonSet+Deployment", "desired": 4, "ready": 3}
     assert shaped["worker"] == {"kind": "Deployment", "desired": 10, "ready": 10}
+
+
+def endpoint_slice(ready):
+    """An EndpointSlice with one endpoint per item of `ready` (True, False or None: not said)."""
+    return V1EndpointSlice(address_type="IPv4", endpoints=[
+        V1Endpoint(addresses=[f"10.0.0.{i}"], conditions=V1EndpointConditions(ready=r))
+        for i, r in enumerate(ready)] or None)
+
+
+def test_ready_endpoints_count_as_kube_proxy_reads_them():
+    assert cluster.ready_endpoints(endpoint_slice([True, False, None])) == 2
+    assert cluster.ready_endpoints(endpoint_slice([])) == 0  # a selector that matches nothing
+
+
+def test_services_sum_the_slices_of_rng_and_hasher_with_their_names():
+    shaped = cluster.services([("rng", "rng", 2), ("rng", "rng", 1), ("hasher", "hasher", 0),
+                               ("webui", "webui", 1), ("rng", None, 5)])
+    assert shaped == {"rng": {"name": "rng", "ready": 3}, "hasher": {"name": "hasher", "ready": 0}}
 
 
 def test_a_forbidden_answer_gives_the_apis_own_message_on_one_line():

@@ -187,6 +187,14 @@
     return model(workloads);
   }
 
+  // The names of the rng and hasher Services with no ready endpoint, from webui's watch of the
+  // EndpointSlices: mining stops, and the banner names them.
+  function servicesWithoutEndpoints(cluster) {
+    const services = (cluster && cluster.services) || {};
+    return ["rng", "hasher"].filter((c) => services[c] && services[c].ready === 0)
+      .map((c) => services[c].name);
+  }
+
   function setState(state, message) {
     page.state = state;
     document.body.dataset.state = state;
@@ -217,7 +225,12 @@
     const [culprit, text] = verdict(data);
     document.querySelector(".culprit").dataset.culprit = culprit;
     $("verdict").innerHTML = text;
-    if (data.errors && data.errors.length) {
+    const unreachable = servicesWithoutEndpoints(data.cluster);
+    if (unreachable.length) {
+      setState("degraded", unreachable.map((name) => `Service ${name} has no ready endpoint: ` +
+        "the workers cannot reach it (kubectl get endpointslices -l " +
+        `kubernetes.io/service-name=${name}; was its selector edited?)`).join(" · "));
+    } else if (data.errors && data.errors.length) {
       setState("degraded", `Workers report failed calls to ${data.errors.join(", ")} (last 10 s)`);
     } else {
       setState("live", "Live · updated every second");

@@ -1,0 +1,60 @@
+"""The DaemonSet chapter's selector edit on the real node: `active: "yes"` added to the rng
+Service's selector (what `kubectl edit service rng` does) leaves rng with no endpoint and mining
+stops. The page (opened through the webui Service with the API server's service proxy) names
+the Service, `ci/lab.py measure` prints it with the fix when it measures 0, and the fix of
+docs/workshop.md brings the speed back."""
+import json
+import subprocess
+
+import pytest
+
+from dashboard_page import chromium
+from helpers.kube import run_lab
+from helpers.node import steady_speed
+from localapp import free_port, wait_http_ok, wait_until
+
+EDIT = json.dumps({"spec": {"selector": {"active": "yes"}}})
+UNDO = json.dumps([{"op": "remove", "path": "/spec/selector/active"}])
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    port = free_port()
+    proxy = subprocess.Popen(["kubectl", "proxy", "--address=127.0.0.1", f"--port={port}"],
+                             env=app.cluster.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/namespaces/{app.ns}/services/webui:80/proxy/"
+        wait_http_ok(url + "json", timeout=30)
+        with chromium() as browser:
+            page = browser.new_context(viewport={"width": 1600, "height": 900}).new_page()
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
+            yield page
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+def test_an_edited_rng_selector_is_named_by_the_page_and_the_lab(app, page):
+    before = steady_speed(app)
+    assert before > 2.5, before  # one worker: 3.33 hashes/s
+    app.kubectl("patch", "service", "rng", "-p", EDIT)
+    try:
+        page.wait_for_function(
+            "document.getElementById('status').textContent.startsWith("
+            "'Service rng has no ready endpoint')", timeout=30_000)
+        assert page.evaluate("document.body.dataset.state") == "degraded"
+        status, out, err = run_lab(app.cluster.env, "-n", app.ns, "measure", "--seconds", 8)
+        assert status == 0, err
+        assert float(out.split()[0]) < 0.05, out  # mining stopped: a true 0
+        assert "Service rng has no ready endpoint: its selector's active=yes matches none of " \
+               "the ready rng pods (1)" in err, err
+        assert f"kubectl patch service rng -n {app.ns} --type=json -p '{UNDO}'" in err, err
+        assert "Service hasher" not in err, err
+    finally:
+        app.kubectl("patch", "service", "rng", "--type=json", "-p", UNDO)  # docs/workshop.md
+    page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
+    after = steady_speed(app)
+    assert after == pytest.approx(before, rel=0.15), (before, after)
+    wait_until(lambda: "no ready endpoint" not in page.inner_text("#status"), 5, "banner gone")
