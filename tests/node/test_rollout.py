@@ -4,6 +4,7 @@ rolled out pod by pod, the speed falling to the new loop time's share, `kubectl 
 telling the two versions apart, and `kubectl rollout undo` bringing the speed back. The
 dashboard's speed stays true to the slope of redis `hashes` throughout."""
 import re
+import threading
 
 import pytest
 
@@ -12,7 +13,6 @@ from helpers.node import Release, steady_speed
 WORKERS = 3
 CALLS_SECONDS = 0.2          # one rng call and one hash, 0.1 s each: the rest of a loop
 NOMINAL_RATIO = (0.1 + CALLS_SECONDS) / (1.0 + CALLS_SECONDS)   # 1/4
-SCALED = re.compile(r"Scaled (up|down) replica set (\S+) (?:from \d+ )?to (\d+)")
 
 
 @pytest.fixture(scope="module")
@@ -23,39 +23,41 @@ def mining(node_cluster):
     release.uninstall()
 
 
-def roll(release, *change, cause):
+def roll(release, *change, cause=None):
     """One version of the worker, as the chapter types it: the change, its change-cause, then
-    `kubectl rollout status` until every new pod is Ready."""
+    `kubectl rollout status` until every new pod is Ready. Returns what was sampled meanwhile:
+    [{replica set: ready pods}], every half second."""
     if change:
         release.kubectl(*change)
-    release.kubectl("annotate", "deployment/worker", f"kubernetes.io/change-cause={cause}",
-                    "--overwrite")
-    release.kubectl("rollout", "status", "deployment/worker", "--timeout=240s", timeout=270)
+    if cause:
+        release.kubectl("annotate", "deployment/worker", f"kubernetes.io/change-cause={cause}",
+                        "--overwrite")
+    samples, done = [], threading.Event()
+
+    def sample():
+        while not done.wait(0.5):
+            sets = release.cluster.get("-n", release.ns, "replicasets", "-l",
+                                       "app.kubernetes.io/component=worker")["items"]
+            samples.append({rs["metadata"]["name"]: rs["status"].get("readyReplicas", 0)
+                            for rs in sets})
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        release.kubectl("rollout", "status", "deployment/worker", "--timeout=240s", timeout=270)
+    finally:
+        done.set()
+        sampler.join()
+    return samples
 
 
-def scaling_steps(release):
-    """[(replica set, replicas)] in order, from the Deployment's ScalingReplicaSet events."""
-    events = release.cluster.get("-n", release.ns, "events", "--field-selector",
-                                 "involvedObject.kind=Deployment,involvedObject.name=worker,"
-                                 "reason=ScalingReplicaSet")["items"]
-    # An event's name ends in its creation time in hex nanoseconds: a finer order than the
-    # timestamps, which are whole seconds (a scale-up and a scale-down often share one).
-    events.sort(key=lambda e: int(e["metadata"]["name"].rsplit(".", 1)[1], 16))
-    return [(m.group(2), int(m.group(3))) for m in map(SCALED.search,
-                                                          (e["message"] for e in events)) if m]
-
-
-def assert_pod_by_pod(steps, new, old):
-    """The new ReplicaSet grew one pod at a time to WORKERS while the old one shrank one at a
-    time to 0, and the old one was never below WORKERS - (new pods) - 0: maxUnavailable 0."""
-    ours = [(rs, n) for rs, n in steps if rs in (new, old)]
-    assert [n for rs, n in ours if rs == new][-WORKERS:] == list(range(1, WORKERS + 1)), ours
-    assert [n for rs, n in ours if rs == old][-WORKERS:] == list(range(WORKERS - 1, -1, -1)), ours
-    sizes = {old: WORKERS, new: 0}
-    for rs, n in ours[-2 * WORKERS:]:
-        sizes[rs] = n
-        assert sizes[old] + sizes[new] <= WORKERS + 1, (ours, "maxSurge 1")
-        assert 0 < sizes[new] or sizes[old] == WORKERS, ours
+def assert_pod_by_pod(samples, new, old):
+    """Never all pods replaced at once: while the new ReplicaSet grew, old and new pods were
+    ready side by side, with the new one part of the way (maxSurge 1), and there were never
+    fewer than WORKERS ready pods in all (maxUnavailable 0). (The Deployment's events cannot
+    tell: after ten ScalingReplicaSet events the controller merges the next ones into one.)"""
+    steps = [(s.get(old, 0), s.get(new, 0)) for s in samples]
+    assert any(0 < n < WORKERS and o > 0 for o, n in steps), steps
+    assert min(o + n for o, n in steps) >= WORKERS, steps
 
 
 def current_replica_set(release):
@@ -78,11 +80,11 @@ def test_a_slower_version_rolls_out_pod_by_pod_and_undo_brings_the_speed_back(mi
     before = steady_speed(release)
     assert_dashboard_true(release, before)
 
-    roll(release, "set", "env", "deployment/worker", "WORKER_SLEEP_SECONDS=1",
-         cause="WORKER_SLEEP_SECONDS=1 (a slower worker)")
+    samples = roll(release, "set", "env", "deployment/worker", "WORKER_SLEEP_SECONDS=1",
+                   cause="WORKER_SLEEP_SECONDS=1 (a slower worker)")
     slow = current_replica_set(release)
     assert slow != first
-    assert_pod_by_pod(scaling_steps(release), new=slow, old=first)
+    assert_pod_by_pod(samples, new=slow, old=first)
     after = steady_speed(release, seconds=20.0, settle=8.0)
     # The speed follows the loop time, which the new sleep makes 0.9 s longer. Nominally
     # (0.1 + 0.2) / (1 + 0.2) = 1/4; the loop measured before (W / speed) includes what rng
@@ -97,10 +99,9 @@ def test_a_slower_version_rolls_out_pod_by_pod_and_undo_brings_the_speed_back(mi
     assert re.search(r"^1\s+WORKER_SLEEP_SECONDS=0\.1 \(the chart's default\)$", history, re.M)
     assert re.search(r"^2\s+WORKER_SLEEP_SECONDS=1 \(a slower worker\)$", history, re.M), history
 
-    release.kubectl("rollout", "undo", "deployment/worker")
-    release.kubectl("rollout", "status", "deployment/worker", "--timeout=240s", timeout=270)
+    samples = roll(release, "rollout", "undo", "deployment/worker")
     assert current_replica_set(release) == first     # undo brings back the first template
-    assert_pod_by_pod(scaling_steps(release), new=first, old=slow)
+    assert_pod_by_pod(samples, new=first, old=slow)
     back = steady_speed(release)
     assert back / before == pytest.approx(1.0, rel=0.15), (before, back)
     assert_dashboard_true(release, back)
