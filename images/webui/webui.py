@@ -55,7 +55,9 @@ def create_app(config=None):
     def numbers():
         try:
             data = read_numbers(snapshot, unreported)
-            full = full_problem(store)
+            # A full redis refuses the workers' heartbeats too, so it shows as no heartbeat
+            # within their 5 s TTL: only then is INFO asked, not on every poll.
+            full = None if data["workers"] else full_problem(store)
         except redis.RedisError as error:
             outages.failed()
             unreported.hold()

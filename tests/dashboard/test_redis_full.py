@@ -16,7 +16,8 @@ def test_a_full_redis_shows_the_banner_then_recovers(tmp_path):
         store.config_set("maxmemory-policy", "noeviction")
         store.config_set("maxmemory", store.info("memory")["used_memory"] - 65_536)
         held = app.hashes()
-        page.wait_for_function("document.body.dataset.state === 'redis-full'", timeout=10_000)
+        # Within the workers' heartbeat TTL (5 s), which a full redis refuses to renew.
+        page.wait_for_function("document.body.dataset.state === 'redis-full'", timeout=15_000)
         wait(page, 3)
         full = read_page(page)
         assert full["status"].startswith("Redis is full since "), full
