@@ -25,7 +25,7 @@ REJECTED = [
     (["rng.autoscaling.maxReplicas=1000"], "at '/rng/autoscaling/maxReplicas': maximum: got 1,000, want 100"),
     (["rng.autoscaling.targetLatencySeconds=0.05"], "at '/rng/autoscaling/targetLatencySeconds'"),
     (["webui.service.nodePort=80", "webui.service.type=NodePort"], "at '/webui/service/nodePort'"),
-    (["rng.resources.limits.cpu=1"], "at '/rng/resources/limits': additional properties 'cpu' not allowed"),
+    (["rng.resources.limits.gpu=1"], "at '/rng/resources/limits': additional properties 'gpu' not allowed"),
     (["containerSecurityContext.allowPrivilegeEscalation=true"], "at '/containerSecurityContext/allowPrivilegeEscalation'"),
     (["podSecurityContext.runAsNonRoot=false"], "at '/podSecurityContext/runAsNonRoot'"),
     (["redis.containerSecurityContext.privileged=true"], "at '/redis/containerSecurityContext/privileged'"),

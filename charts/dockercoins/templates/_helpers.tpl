@@ -46,13 +46,27 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/*
-A pod's own labels: the component's podLabels over the workshop's `app: <component>`, so `kubectl get pods -l app=rng` and
-`kubectl logs -l app=worker` work as typed. Pods only, and never in a selector: selectors are
-immutable, and this keeps upgrades from older releases working.
-Usage: include "dockercoins.podLabels" (list "rng" .Values.rng.podLabels)
+A pod's own labels: the component's podLabels over the workshop's `app: <name>`, where the name is
+its workload's (`rng`, or `blue-rng` with namePrefix=blue), so `kubectl get pods -l app=rng` and
+`kubectl logs -l app=worker` work as typed, and each release's pods keep apart. Pods only, and
+in no selector but the rng Service's (see below): selectors of workloads are immutable, and this
+keeps upgrades from older releases working.
+Usage: include "dockercoins.podLabels" (list $ "rng" .Values.rng.podLabels)
 */}}
 {{- define "dockercoins.podLabels" -}}
-{{- toYaml (merge (dict) (index . 1 | default dict) (dict "app" (index . 0))) -}}
+{{- $app := include "dockercoins.fullname" (list (index . 0) (index . 1)) -}}
+{{- toYaml (merge (dict) (index . 2 | default dict) (dict "app" $app)) -}}
+{{- end -}}
+
+{{/*
+The rng Service's selector: `app: rng` (`app: blue-rng` with namePrefix=blue), which the chart's rng
+pods carry. The course's DaemonSet chapter writes its own rng DaemonSet from a bare Deployment's
+YAML, whose pods carry only `app: rng`: so they join the Service and lift the plateau. The price:
+this one selector is not tied to the release (see the chart README).
+*/}}
+{{- define "dockercoins.rngServiceSelector" -}}
+{{- /* The pods' own app label, as dockercoins.podLabels makes it (rng.podLabels may override it). */}}
+app: {{ index (.Values.rng.podLabels | default dict) "app" | default (include "dockercoins.fullname" (list . "rng")) }}
 {{- end -}}
 
 {{/* The labels every pod of the release has, whatever its component (for policies). */}}
@@ -218,6 +232,13 @@ Called once, from validate.yaml.
 {{- end -}}
 {{- if and .enabled (not ($.Capabilities.APIVersions.Has "gateway.networking.k8s.io/v1/HTTPRoute")) -}}
 {{- fail "webui.httpRoute.enabled renders a Gateway API HTTPRoute (gateway.networking.k8s.io/v1), and this cluster does not serve it: install the Gateway API CRDs (standard channel) and a Gateway controller first, or use webui.ingress. With helm template, pass --api-versions gateway.networking.k8s.io/v1/HTTPRoute." -}}
+{{- end -}}
+{{- end -}}
+{{- $rngService := lookup "v1" "Service" .Release.Namespace (include "dockercoins.fullname" (list . "rng")) -}}
+{{- with $rngService -}}
+{{- $owner := index (.metadata.annotations | default dict) "meta.helm.sh/release-name" | default "" -}}
+{{- if ne $owner $.Release.Name -}}
+{{- fail (printf "namespace %s already has a Service named %s (%s): another DockerCoins release with the same namePrefix (%q) is installed there, and the two would fight over every object name. Give this release its own prefix (--set namePrefix=blue gives blue-rng, blue-worker...), or install it in another namespace." $.Release.Namespace .metadata.name (ternary (printf "from release %s" $owner) "not made by Helm" (ne $owner "")) $.Values.namePrefix) -}}
 {{- end -}}
 {{- end -}}
 {{- if eq (toString .Values.redis.image.tag) "latest" -}}

@@ -16,7 +16,7 @@ Optional "apiReader" true: the pod reads the Kubernetes API with webui's own Ser
 metadata:
   labels:
     {{- include "dockercoins.labels" (list $root $component) | nindent 4 }}
-    {{- include "dockercoins.podLabels" (list $component $values.podLabels) | nindent 4 }}
+    {{- include "dockercoins.podLabels" (list $root $component $values.podLabels) | nindent 4 }}
   {{- $annotations := dict }}
   {{- if $root.Values.metrics.podAnnotations }}
   {{- $annotations = dict "prometheus.io/scrape" "true" "prometheus.io/port" "8080" "prometheus.io/path" "/metrics" }}
