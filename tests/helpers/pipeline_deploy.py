@@ -17,6 +17,7 @@ of its own prefix."""
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -189,17 +190,58 @@ def stop_job_project(tmp_path, branch):
     return work
 
 
+# GitLab names the context of an agent `<agent's project path>:<agent name>`; gitlab-ci-local
+# takes the project path from the clone's origin URL (helpers.gitlab_local.clone).
+AGENT_CONTEXT = "dockercoins/dockercoins:dockercoins"
+
+
+def agent_kubeconfig(cluster, path):
+    """A kubeconfig shaped like the one GitLab gives a job that the agent admits: the cluster under
+    the agent's context name, and beside it a current context that reaches nothing (127.0.0.1:9,
+    the discard port), so a job that forgets KUBE_CONTEXT fails instead of passing by luck."""
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    [context] = [c for c in config["contexts"] if c["name"] == config["current-context"]]
+    context["name"] = AGENT_CONTEXT
+    config["clusters"].append({"name": "elsewhere", "cluster": {"server": "https://127.0.0.1:9"}})
+    config["contexts"].append({"name": "elsewhere",
+                               "context": {"cluster": "elsewhere", "user": context["context"]["user"]}})
+    config["current-context"] = "elsewhere"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def job_dotenv(work, job):
+    """The dotenv report a job left ({name: value}), as gitlab-ci-local keeps its artifacts."""
+    [found] = (work / ".gitlab-ci-local" / "artifacts" / job).rglob("deploy.env")
+    return dict(line.split("=", 1) for line in found.read_text().splitlines() if line)
+
+
 def test_review_app_and_its_stop_job(cluster, tmp_path):
+    """A review app through the agent's context (KUBE_CONTEXT), with a NodePort: the address it
+    got is the environment's URL."""
     p = Pipeline(cluster, tmp_path, branch="feature/x")
+    p.variables["KUBECONFIG"] = agent_kubeconfig(cluster, tmp_path / "agent-kubeconfig")
+    p.variables["KUBE_CONTEXT"] = AGENT_CONTEXT
+    p.variables["WEBUI_SERVICE_TYPE"] = "NodePort"
     try:
         sha = commit(p.work, "a feature")
         _, output = p.job("review")
+        assert f"using context {AGENT_CONTEXT} of the agent" in output
         assert "Phase:          Succeeded" in output
         [namespace] = p.namespaces()
         assert namespace.startswith(f"{p.prefix}-review-feature-x-")  # the environment's slug
         assert_images(p.images(namespace), sha)
         assert set(p.replicas(namespace).values()) == {1}  # deploy/review.yaml
         assert p.recorded() == {}  # a review app is not staging
+        service = p.cluster.get("service", "webui", "-n", namespace)
+        node = p.cluster.get("nodes")["items"][0]
+        address = next(a["address"] for a in node["status"]["addresses"]
+                       if a["type"] == "InternalIP")
+        url = f"http://{address}:{service['spec']['ports'][0]['nodePort']}/"
+        assert job_dotenv(p.work, "review") == {"ENVIRONMENT_URL": url}
+        check_url = getattr(p.cluster, "check_environment_url", None)
+        if check_url:  # a cluster whose pods run: the URL answers /json
+            check_url(url)
 
         # The Stop button, from a project folder with no repository files in it.
         bare = stop_job_project(tmp_path, "feature/x")
