@@ -15,6 +15,7 @@ accepts. A cluster that runs pods gives its registry and values (`pipeline_varia
 the images under each test commit's short SHA (`publish_images`). Every test works in namespaces
 of its own prefix."""
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -37,6 +38,8 @@ class Pipeline:
         self.work = clone(tmp_path, branch)
         self.prefix = f"p-{uuid.uuid4().hex[:6]}"
         self.variables = {"KUBECONFIG": cluster.kubeconfig, "NAMESPACE_PREFIX": self.prefix,
+                          # The gate job's Python (ci/gate.sh): this checkout's venv, complete.
+                          "VENV": ROOT / ".venv",
                           # helm's cache and config in the test's folder, not in $HOME.
                           **{k: v for k, v in cluster.env.items() if k.startswith("HELM_")}}
         if os.environ.get("PIPELINE_TEST_REGISTRY"):
@@ -48,10 +51,11 @@ class Pipeline:
         self.staging = f"{self.prefix}-staging"
         self.production = f"{self.prefix}-production"
 
-    def job(self, name, *args, work=None, expect_success=True):
+    def job(self, name, *args, work=None, expect_success=True, variables=None):
+        """Runs job NAME; VARIABLES override the project's for this run only."""
         if self.publish and work is None:
             self.publish(git(self.work, "rev-parse", "HEAD")[:8])
-        result = run_job(work or self.work, name, self.variables, *args)
+        result = run_job(work or self.work, name, {**self.variables, **(variables or {})}, *args)
         output = result.stdout + result.stderr
         if expect_success:
             assert result.returncode == 0, f"{name} failed:\n{output[-6000:]}"
@@ -94,6 +98,18 @@ class Pipeline:
     def close(self):
         for namespace in self.namespaces():
             self.cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def job_artifact(work, job, name):
+    """The text of file NAME among the artifacts job JOB left, where gitlab-ci-local keeps them."""
+    [found] = (work / ".gitlab-ci-local" / "artifacts" / job).rglob(name)
+    return found.read_text()
+
+
+def job_dotenv(work, job):
+    """The dotenv report a job left ({name: value})."""
+    return dict(line.split("=", 1) for line in job_artifact(work, job, "deploy.env").splitlines()
+                if line)
 
 
 @pytest.fixture
@@ -142,6 +158,17 @@ def test_staging_then_production_then_rollback(pipeline):
     assert f"commit {first} passed staging: passed=" in output
     assert "Phase:          Succeeded" in output
     assert_images(pipeline.images(pipeline.production), first)
+    # The release's description: the chart version, and the digest of each image production runs.
+    notes = job_artifact(pipeline.work, "production", "release.md")
+    chart = yaml.safe_load((ROOT / "charts" / "dockercoins" / "Chart.yaml").read_text())
+    assert f"version `{chart['version']}+{first[:8]}`" in notes
+    rows = [line for line in notes.splitlines() if line.startswith("| `")]
+    listed = {row.split("`")[1].rsplit("/", 1)[-1] for row in rows}
+    assert {f"{name}:{first[:8]}" for name in APP} <= listed, notes  # and redis's image
+    if pipeline.publish:  # pods that run: their node reports each image's digest
+        assert all(re.search(r"`sha256:[0-9a-f]{64}`", row) for row in rows), notes
+    else:  # kwok runs nothing, and says so
+        assert all(row.endswith("| not reported by the node |") for row in rows), notes
     pipeline.tag_pipeline("production", "v1.1.0", second)
     assert_images(pipeline.images(pipeline.production), second)
 
@@ -210,10 +237,6 @@ def agent_kubeconfig(cluster, path):
     return path
 
 
-def job_dotenv(work, job):
-    """The dotenv report a job left ({name: value}), as gitlab-ci-local keeps its artifacts."""
-    [found] = (work / ".gitlab-ci-local" / "artifacts" / job).rglob("deploy.env")
-    return dict(line.split("=", 1) for line in found.read_text().splitlines() if line)
 
 
 def test_review_app_and_its_stop_job(cluster, tmp_path):
