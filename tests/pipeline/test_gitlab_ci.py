@@ -99,11 +99,10 @@ def test_other_branches_and_merge_requests_get_a_review_app(plans, source):
 def test_release_tag_runs_only_production_and_rollback_by_hand(plans):
     # No build: production deploys the images staging ran, built from this same commit.
     # production blocks the pipeline until someone runs it; rollback is there if needed.
-    # The release follows production by itself, with what production ran.
+    # The release follows production by itself (a later stage), with what production ran.
     assert runs(plans["release_tag"]) == {"production": ("manual", False),
                                           "release": ("on_success", False),
                                           "rollback": ("manual", True)}
-    assert needs(plans["release_tag"]["release"]) == {"production"}
 
 
 def test_other_tags_run_nothing(plans):
@@ -113,16 +112,15 @@ def test_other_tags_run_nothing(plans):
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_dependency_chain_is_valid(clones, name):
     source, ref, branch = SOURCES[name]
-    # The release job needs production, a manual job: the chain holds once someone runs it.
-    manual = ["--manual", "production"] if name == "release_tag" else []
-    result = run(clones[branch], "--validate-dependency-chain", *manual, *source_args(source, ref))
+    result = run(clones[branch], "--validate-dependency-chain", *source_args(source, ref))
     assert result.returncode == 0, result.stderr + result.stdout
     assert "All job dependencies are valid" in result.stdout + result.stderr
 
 
 # ---- how the jobs are made ----------------------------------------------------------------------
 def test_preview_merges_templates_into_every_job(preview):
-    assert preview["stages"][1:-1] == ["lint", "test", "build", "staging", "production", "cleanup"]
+    assert preview["stages"][1:-1] == ["lint", "test", "build", "staging", "production", "release",
+                                       "cleanup"]
     jobs = {name: job for name, job in preview.items() if isinstance(job, dict) and "script" in job}
     assert set(jobs) == JOBS
     for name, job in jobs.items():
@@ -229,10 +227,10 @@ def test_reports_each_job_leaves_for_the_merge_request(preview):
     scan = preview["container-scanning"]
     [matrix] = scan["parallel"]["matrix"]
     assert sorted(matrix["SERVICE"]) == SERVICES
-    assert scan["script"][0].startswith("trivy image --exit-code 0 --format template "
-                                        '--template "@/contrib/gitlab.tpl" --output '
-                                        '"gl-container-scanning-report-$SERVICE.json" '
-                                        '"$REGISTRY/$SERVICE:$TAG"')
+    assert scan["variables"]["IMAGE"] == "$REGISTRY/$SERVICE:$TAG"  # what build pushed
+    assert scan["variables"]["REPORT"] == "gl-container-scanning-report-$SERVICE.json"
+    assert scan["script"][0] == ('trivy image --exit-code 0 --format template --template '
+                                 '"@/contrib/gitlab.tpl" --output "$REPORT" "$IMAGE"')
 
 
 def test_the_gate_runs_after_each_deploy(preview):
@@ -251,7 +249,10 @@ def test_release_job_lists_what_production_runs(preview):
     assert name == "registry.gitlab.com/gitlab-org/cli" and version.startswith("v1.")
     assert release["release"] == {"tag_name": "$CI_COMMIT_TAG", "name": "DockerCoins $CI_COMMIT_TAG",
                                   "description": "out/release.md"}
-    assert release["needs"] == [{"job": "production", "artifacts": True, "optional": False}]
+    # A stage after production's: production is manual and blocks the pipeline until it passed.
+    stages = preview["stages"]
+    assert stages.index(release["stage"]) == stages.index(preview["production"]["stage"]) + 1
+    assert release["dependencies"] == ["production"] and "needs" not in release
     assert "out/release.md" in preview["production"]["artifacts"]["paths"]
     assert release["variables"]["GIT_STRATEGY"] == "none"
 
