@@ -5,6 +5,7 @@
   ci/lab.py rng-kind DaemonSet|Deployment          (helm upgrade --reset-then-reuse-values)
   ci/lab.py measure [--seconds S]                  hashes/s from webui's /json
   ci/lab.py experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S] [--out PNG]
+  ci/lab.py gate [--junit XML] [--table MD]        the pipeline's physics check, W=1 and W=10 on 1 rng
 
 The cluster is the current context of KUBECONFIG (~/.kube/config by default; in a pod, its own
 ServiceAccount). The release's objects are found by their labels (app.kubernetes.io/instance and
@@ -36,6 +37,10 @@ HELM_RULES = ("the namespace's built-in `admin` ClusterRole (helm upgrade create
 
 
 STOPPED = 0.05  # hashes/s: below this, measure looks for a Service with no ready endpoint
+
+# The physics gate (ci/lab.py gate, the pipeline's gate jobs): how far a cell may be off the model.
+GATE_TOLERANCE = 0.15
+GATE_CELLS = ((1, 1), (10, 1))   # (W, R): one worker's 3.33/s, and rng's plateau at 10/s
 
 # How the table and the plot mark the step where rng is a DaemonSet (R = its ready pods).
 DAEMONSET_MARK = "(rng DS, 1 per node)"
@@ -412,6 +417,63 @@ class Lab:
         return rows
 
 
+    def gate(self, seconds=20.0, settle=10.0, timeout=180.0):
+        """The pipeline's physics check: GATE_CELLS measured, then the worker and rng replicas
+        put back as they were. Returns (rows, checks): scaling.row()s, and one (name, failure
+        message or None) per cell."""
+        if self.workload("rng")[0] == "DaemonSet":
+            raise LabError("the gate measures one rng pod, and rng is a DaemonSet here.\n"
+                           "Fix: ci/lab.py rng-kind Deployment, or run the gate on a release "
+                           "with rng as a Deployment (the chart's default).")
+        before = {c: self.deployment(c).spec.replicas for c in ("worker", "rng")}
+        try:
+            rows = [self.step(w, r, seconds, settle, timeout) for w, r in GATE_CELLS]
+        finally:
+            for component, replicas in before.items():
+                self.scale(component, replicas)
+        return rows, gate_checks(rows)
+
+
+def gate_checks(rows):
+    """[(check name, failure message or None)] for the rows of GATE_CELLS, in hashes/s."""
+    speeds = {(w, r): measured for w, r, measured, *_ in rows}
+    checks = []
+    one = speeds[(1, 1)]
+    off = abs(one - scaling.PER_WORKER) / scaling.PER_WORKER
+    checks.append(("W=1 R=1: one worker mines 3.33 hashes/s", None if off <= GATE_TOLERANCE else (
+        f"1 worker on 1 rng mined {one:.2f} hashes/s, {off:.0%} off the model's 3.33 (more than "
+        f"{GATE_TOLERANCE:.0%}): the worker's loop is not 0.1 s sleep + rng + hasher at 0.1 s "
+        "each (WORKER_SLEEP_SECONDS, extra latency or failures on rng or hasher)")))
+    ten = speeds[(10, 1)]
+    off = abs(ten - scaling.PER_RNG) / scaling.PER_RNG
+    if off <= GATE_TOLERANCE:
+        why = None
+    elif ten > scaling.PER_RNG:
+        why = (f"10 workers on 1 rng mined {ten:.2f} hashes/s, not a plateau near 10 ({off:.0%} "
+               "over): rng has lost its cap of one request at a time (RNG_CONCURRENCY or the "
+               "chart's rng.concurrency above 1, or a server that runs requests in parallel)")
+    else:
+        why = (f"10 workers on 1 rng mined {ten:.2f} hashes/s, {off:.0%} under the plateau of 10: "
+               "rng is slower than 0.1 s per request, or the workers did not all run")
+    checks.append(("W=10 R=1: 10 workers plateau at one rng's 10 hashes/s", why))
+    return checks
+
+
+def junit(checks, rows, seconds):
+    """The gate as a JUnit XML document (GitLab's artifacts:reports:junit): one test case per
+    check, the table in system-out."""
+    from xml.etree import ElementTree as ET
+    failed = sum(1 for _, why in checks if why)
+    suite = ET.Element("testsuite", name="dockercoins physics gate", tests=str(len(checks)),
+                       failures=str(failed), errors="0", time=f"{seconds:.1f}")
+    for name, why in checks:
+        case = ET.SubElement(suite, "testcase", classname="ci.lab.gate", name=name)
+        if why:
+            ET.SubElement(case, "failure", message=why).text = why
+    ET.SubElement(suite, "system-out").text = scaling.table(rows)
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)
+
+
 def is_ready(pod):
     return not pod.metadata.deletion_timestamp and any(
         c.type == "Ready" and c.status == "True" for c in (pod.status and pod.status.conditions) or [])
@@ -463,6 +525,13 @@ def parser():
                    help="seconds between a ready rollout and its window (default 10)")
     e.add_argument("--out", default=str(ROOT / "out" / "lab.png"), help="the plot (PNG)")
     e.add_argument("--chart", default=str(CHART), help="the chart, for --daemonset")
+    g = sub.add_parser("gate", help="the pipeline's physics check: fails unless 1 worker mines "
+                       "3.33/s and 10 workers on 1 rng plateau at 10/s (within 15%%)")
+    g.add_argument("--seconds", type=float, default=20.0, help="window per cell (default 20)")
+    g.add_argument("--settle", type=float, default=10.0,
+                   help="seconds between a ready rollout and its window (default 10)")
+    g.add_argument("--junit", help="write the checks as JUnit XML here")
+    g.add_argument("--table", help="write the table (Markdown) here")
     return p
 
 
@@ -481,6 +550,22 @@ def main(argv=None):
             print(f"rng: {args.kind}")
         elif args.command == "measure":
             print(f"{lab.measure(args.seconds):.2f} hashes/s")
+        elif args.command == "gate":
+            started = time.monotonic()
+            rows, checks = lab.gate(args.seconds, args.settle, args.timeout)
+            print(scaling.table(rows))
+            for path, text in ((args.table, scaling.table(rows) + "\n"),
+                               (args.junit, junit(checks, rows, time.monotonic() - started))):
+                if path:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    Path(path).write_text(text)
+            failures = [why for _, why in checks if why]
+            for name, why in checks:
+                print(f"{'FAIL' if why else 'ok'}: {name}" + (f": {why}" if why else ""))
+            if failures:
+                print("ci/lab.py: the physics gate failed: " + "; ".join(failures),
+                      file=sys.stderr)
+                return 1
         else:
             rows = lab.experiment(args.workers, args.rng, args.daemonset, args.seconds,
                                   args.settle, args.timeout, args.chart)

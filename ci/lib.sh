@@ -116,3 +116,25 @@ go_build_module() {
   go -C "$work" build -ldflags "-s -w ${5:-}" -o "$out" "$pkg"
   rm -rf "$work"
 }
+
+# ---- the cluster a deploy job talks to -------------------------------------------------------------
+# use_kube_context: with KUBE_CONTEXT set (the GitLab agent path), KUBECONFIG becomes a copy of
+# that one context. GitLab gives a job that the agent's ci_access admits a KUBECONFIG with one
+# context per agent, named <agent's project path>:<agent name>, and no current context. A copy,
+# not `kubectl config use-context`: a person's own kubeconfig is never rewritten. Without
+# KUBE_CONTEXT, KUBECONFIG is used as it is (the File-type variable, the fallback).
+use_kube_context() {
+  [ -n "${KUBE_CONTEXT:-}" ] || return 0
+  if ! kubectl config get-contexts "$KUBE_CONTEXT" >/dev/null 2>&1; then
+    die "KUBE_CONTEXT '$KUBE_CONTEXT' is not a context of KUBECONFIG (it has:" \
+      "$(kubectl config get-contexts -o name | paste -sd ' ' -)): check the agent's name, and that" \
+      ".gitlab/agents/dockercoins/config.yaml's ci_access lists this project"
+  fi
+  local copy
+  copy=$(mktemp "${TMPDIR:-/tmp}/kubeconfig.XXXXXX")
+  # shellcheck disable=SC2064  # the path is fixed now, on purpose
+  trap "rm -f '$copy'" EXIT
+  kubectl config view --raw --flatten --minify --context "$KUBE_CONTEXT" >"$copy"
+  export KUBECONFIG=$copy
+  say "using context $KUBE_CONTEXT of the agent"
+}

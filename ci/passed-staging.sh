@@ -13,12 +13,13 @@
 #/
 #/ Needs kubectl on PATH and:
 #/   KUBECONFIG          a path to a kubeconfig
+#/   KUBE_CONTEXT        optional: the agent's context (see ci/deploy.sh)
 #/   STAGING_KUBECONFIG  optional, for `check`: staging's kubeconfig, when production's cluster is
 #/                       another one (read access to ConfigMaps in the staging namespace is enough)
 #/   STAGING_NAMESPACE   the staging namespace (the pipeline: dockercoins-staging)
 set -euo pipefail
 
-. "$(dirname "$0")/lib.sh"   # die, usage
+. "$(dirname "$0")/lib.sh"   # die, usage, use_kube_context
 case "${1:-}" in -h | --help) usage 0 ;; esac
 CONFIGMAP=passed-staging
 
@@ -32,6 +33,7 @@ fi
 case "$action" in
   record)
     [ -f "${KUBECONFIG:-}" ] || die "KUBECONFIG must be a path to a file (a File-type CI/CD variable)"
+    use_kube_context
     value="passed=$(date -u +%Y-%m-%dT%H:%M:%SZ) tag=${TAG:-${CI_COMMIT_SHORT_SHA:-${sha:0:8}}}"
     value+=" ref=${CI_COMMIT_REF_NAME:-unknown} pipeline=${CI_PIPELINE_URL:-by-hand} job=${CI_JOB_URL:-by-hand}"
     if ! kubectl get configmap "$CONFIGMAP" --namespace "$STAGING_NAMESPACE" >/dev/null 2>&1; then
@@ -48,6 +50,7 @@ case "$action" in
   check)
     export KUBECONFIG=${STAGING_KUBECONFIG:-${KUBECONFIG:-}}
     [ -f "$KUBECONFIG" ] || die "KUBECONFIG must be a path to a file (a File-type CI/CD variable)"
+    [ -n "${STAGING_KUBECONFIG:-}" ] || use_kube_context   # staging's own kubeconfig has its own
     # Empty when the ConfigMap or the key is missing; an error (no access, no cluster) fails here.
     record=$(kubectl get configmap "$CONFIGMAP" --namespace "$STAGING_NAMESPACE" --ignore-not-found \
       -o go-template="{{with .data}}{{with index . \"$sha\"}}{{.}}{{end}}{{end}}") ||

@@ -15,8 +15,10 @@ accepts. A cluster that runs pods gives its registry and values (`pipeline_varia
 the images under each test commit's short SHA (`publish_images`). Every test works in namespaces
 of its own prefix."""
 import os
+import re
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -36,6 +38,8 @@ class Pipeline:
         self.work = clone(tmp_path, branch)
         self.prefix = f"p-{uuid.uuid4().hex[:6]}"
         self.variables = {"KUBECONFIG": cluster.kubeconfig, "NAMESPACE_PREFIX": self.prefix,
+                          # The gate job's Python (ci/gate.sh): this checkout's venv, complete.
+                          "VENV": ROOT / ".venv",
                           # helm's cache and config in the test's folder, not in $HOME.
                           **{k: v for k, v in cluster.env.items() if k.startswith("HELM_")}}
         if os.environ.get("PIPELINE_TEST_REGISTRY"):
@@ -47,10 +51,11 @@ class Pipeline:
         self.staging = f"{self.prefix}-staging"
         self.production = f"{self.prefix}-production"
 
-    def job(self, name, *args, work=None, expect_success=True):
+    def job(self, name, *args, work=None, expect_success=True, variables=None):
+        """Runs job NAME; VARIABLES override the project's for this run only."""
         if self.publish and work is None:
             self.publish(git(self.work, "rev-parse", "HEAD")[:8])
-        result = run_job(work or self.work, name, self.variables, *args)
+        result = run_job(work or self.work, name, {**self.variables, **(variables or {})}, *args)
         output = result.stdout + result.stderr
         if expect_success:
             assert result.returncode == 0, f"{name} failed:\n{output[-6000:]}"
@@ -93,6 +98,18 @@ class Pipeline:
     def close(self):
         for namespace in self.namespaces():
             self.cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def job_artifact(work, job, name):
+    """The text of file NAME among the artifacts job JOB left, where gitlab-ci-local keeps them."""
+    [found] = (work / ".gitlab-ci-local" / "artifacts" / job).rglob(name)
+    return found.read_text()
+
+
+def job_dotenv(work, job):
+    """The dotenv report a job left ({name: value})."""
+    return dict(line.split("=", 1) for line in job_artifact(work, job, "deploy.env").splitlines()
+                if line)
 
 
 @pytest.fixture
@@ -141,6 +158,17 @@ def test_staging_then_production_then_rollback(pipeline):
     assert f"commit {first} passed staging: passed=" in output
     assert "Phase:          Succeeded" in output
     assert_images(pipeline.images(pipeline.production), first)
+    # The release's description: the chart version, and the digest of each image production runs.
+    notes = job_artifact(pipeline.work, "production", "release.md")
+    chart = yaml.safe_load((ROOT / "charts" / "dockercoins" / "Chart.yaml").read_text())
+    assert f"version `{chart['version']}+{first[:8]}`" in notes
+    rows = [line for line in notes.splitlines() if line.startswith("| `")]
+    listed = {row.split("`")[1].rsplit("/", 1)[-1] for row in rows}
+    assert {f"{name}:{first[:8]}" for name in APP} <= listed, notes  # and redis's image
+    if pipeline.publish:  # pods that run: their node reports each image's digest
+        assert all(re.search(r"`sha256:[0-9a-f]{64}`", row) for row in rows), notes
+    else:  # kwok runs nothing, and says so
+        assert all(row.endswith("| not reported by the node |") for row in rows), notes
     pipeline.tag_pipeline("production", "v1.1.0", second)
     assert_images(pipeline.images(pipeline.production), second)
 
@@ -189,17 +217,54 @@ def stop_job_project(tmp_path, branch):
     return work
 
 
+# GitLab names the context of an agent `<agent's project path>:<agent name>`; gitlab-ci-local
+# takes the project path from the clone's origin URL (helpers.gitlab_local.clone).
+AGENT_CONTEXT = "dockercoins/dockercoins:dockercoins"
+
+
+def agent_kubeconfig(cluster, path):
+    """A kubeconfig shaped like the one GitLab gives a job that the agent admits: the cluster under
+    the agent's context name, and beside it a current context that reaches nothing (127.0.0.1:9,
+    the discard port), so a job that forgets KUBE_CONTEXT fails instead of passing by luck."""
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    [context] = [c for c in config["contexts"] if c["name"] == config["current-context"]]
+    context["name"] = AGENT_CONTEXT
+    config["clusters"].append({"name": "elsewhere", "cluster": {"server": "https://127.0.0.1:9"}})
+    config["contexts"].append({"name": "elsewhere",
+                               "context": {"cluster": "elsewhere", "user": context["context"]["user"]}})
+    config["current-context"] = "elsewhere"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+
+
 def test_review_app_and_its_stop_job(cluster, tmp_path):
+    """A review app through the agent's context (KUBE_CONTEXT), with a NodePort: the address it
+    got is the environment's URL."""
     p = Pipeline(cluster, tmp_path, branch="feature/x")
+    p.variables["KUBECONFIG"] = agent_kubeconfig(cluster, tmp_path / "agent-kubeconfig")
+    p.variables["KUBE_CONTEXT"] = AGENT_CONTEXT
+    p.variables["WEBUI_SERVICE_TYPE"] = "NodePort"
     try:
         sha = commit(p.work, "a feature")
         _, output = p.job("review")
+        assert f"using context {AGENT_CONTEXT} of the agent" in output
         assert "Phase:          Succeeded" in output
         [namespace] = p.namespaces()
         assert namespace.startswith(f"{p.prefix}-review-feature-x-")  # the environment's slug
         assert_images(p.images(namespace), sha)
         assert set(p.replicas(namespace).values()) == {1}  # deploy/review.yaml
         assert p.recorded() == {}  # a review app is not staging
+        service = p.cluster.get("service", "webui", "-n", namespace)
+        node = p.cluster.get("nodes")["items"][0]
+        address = next(a["address"] for a in node["status"]["addresses"]
+                       if a["type"] == "InternalIP")
+        url = f"http://{address}:{service['spec']['ports'][0]['nodePort']}/"
+        assert job_dotenv(p.work, "review") == {"ENVIRONMENT_URL": url}
+        check_url = getattr(p.cluster, "check_environment_url", None)
+        if check_url:  # a cluster whose pods run: the URL answers /json
+            check_url(url)
 
         # The Stop button, from a project folder with no repository files in it.
         bare = stop_job_project(tmp_path, "feature/x")

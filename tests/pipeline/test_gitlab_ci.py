@@ -19,7 +19,13 @@ from helpers.gitlab_local import ROOT, clone, commit, plan, run, run_job, source
 TOOLS = ROOT / ".tools" / "bin"
 SERVICES = sorted(p.parent.name for p in (ROOT / "images").glob("*/Dockerfile"))
 BUILDS = {f"build: [{service}]" for service in SERVICES}
-TESTS = {"test: [services]", "test: [chart]"}
+SCANS = {f"container-scanning: [{service}]" for service in SERVICES}
+# The suites a shared runner runs (no root on the host, no node), and those it cannot.
+SHARED_RUNNER_SUITES = ["services", "chart", "pipeline", "cluster", "lab", "dashboard", "workshop"]
+OWN_MACHINE_SUITES = {"containers", "contract", "node"}
+TESTS = {f"test: [{suite}]" for suite in SHARED_RUNNER_SUITES}
+JOBS = {"lint", "test", "build", "sbom", "container-scanning", "chart", "staging", "gate-staging",
+        "review", "gate-review", "stop-review", "production", "release", "rollback"}
 RELEASE_TAG = "v1.2.3"
 # (source, ref, checkout branch) of each pipeline the plan tests look at.
 SOURCES = {
@@ -70,8 +76,10 @@ def test_one_build_job_per_service_image():
 def test_main_runs_lint_test_builds_chart_push_and_staging(plans):
     jobs = plans["main"]
     automatic = ("on_success", False)
-    assert runs(jobs) == {name: automatic for name in {"lint", *TESTS, *BUILDS, "chart", "staging"}}
+    assert runs(jobs) == {name: automatic for name in {
+        "lint", *TESTS, *BUILDS, "sbom", *SCANS, "chart", "staging", "gate-staging"}}
     assert needs(jobs["staging"]) == {"lint", "test", "build", "chart"}
+    assert needs(jobs["gate-staging"]) == {"staging"}  # the physics gate after the deploy
     assert needs(jobs["chart"]) == {"lint"}
 
 
@@ -79,16 +87,21 @@ def test_main_runs_lint_test_builds_chart_push_and_staging(plans):
 def test_other_branches_and_merge_requests_get_a_review_app(plans, source):
     jobs = plans[source]
     automatic = ("on_success", False)
-    expected = {name: automatic for name in {"lint", *TESTS, *BUILDS, "review"}}
+    expected = {name: automatic for name in {"lint", *TESTS, *BUILDS, "sbom", *SCANS, "review",
+                                             "gate-review"}}
     expected["stop-review"] = ("manual", True)  # the Stop button; it never blocks the pipeline
     assert runs(jobs) == expected
     assert needs(jobs["review"]) == {"lint", "test", "build"}
+    assert needs(jobs["gate-review"]) == {"review"}
+    assert all(needs(jobs[scan]) == {"build"} for scan in SCANS)
 
 
 def test_release_tag_runs_only_production_and_rollback_by_hand(plans):
     # No build: production deploys the images staging ran, built from this same commit.
     # production blocks the pipeline until someone runs it; rollback is there if needed.
+    # The release follows production by itself (a later stage), with what production ran.
     assert runs(plans["release_tag"]) == {"production": ("manual", False),
+                                          "release": ("on_success", False),
                                           "rollback": ("manual", True)}
 
 
@@ -106,10 +119,10 @@ def test_dependency_chain_is_valid(clones, name):
 
 # ---- how the jobs are made ----------------------------------------------------------------------
 def test_preview_merges_templates_into_every_job(preview):
-    assert preview["stages"][1:-1] == ["lint", "test", "build", "staging", "production", "cleanup"]
+    assert preview["stages"][1:-1] == ["lint", "test", "build", "staging", "production", "release",
+                                       "cleanup"]
     jobs = {name: job for name, job in preview.items() if isinstance(job, dict) and "script" in job}
-    assert set(jobs) == {"lint", "test", "build", "chart", "staging", "review", "stop-review",
-                         "production", "rollback"}
+    assert set(jobs) == JOBS
     for name, job in jobs.items():
         assert "extends" not in job and job.get("rules"), name
         assert "only" not in job and "except" not in job, name  # rules instead
@@ -119,24 +132,40 @@ def test_preview_merges_templates_into_every_job(preview):
 
 
 def test_environments_and_resource_groups(preview):
-    assert preview["staging"]["environment"] == {"name": "staging"}
+    # Each deploy's URL is the address ci/deploy.sh found (its dotenv report), and GitLab's
+    # Kubernetes dashboard of the environment reads the agent and the namespace.
+    kubernetes = {"agent": "$CI_PROJECT_PATH:dockercoins", "namespace": "$NAMESPACE"}
+    url = {"url": "$ENVIRONMENT_URL", "kubernetes": kubernetes}
+    assert preview["staging"]["environment"] == {"name": "staging", **url}
     assert preview["review"]["environment"] == {
-        "name": "review/$CI_COMMIT_REF_SLUG", "on_stop": "stop-review", "auto_stop_in": "1 week"}
+        "name": "review/$CI_COMMIT_REF_SLUG", "on_stop": "stop-review", "auto_stop_in": "1 week",
+        **url}
     assert preview["stop-review"]["environment"] == {
         "name": "review/$CI_COMMIT_REF_SLUG", "action": "stop"}
-    assert preview["production"]["environment"] == {"name": "production"}
-    assert preview["rollback"]["environment"] == {"name": "production", "action": "access"}
+    assert preview["production"]["environment"] == {"name": "production", **url}
+    assert preview["rollback"]["environment"] == {"name": "production", "action": "access",
+                                                  "kubernetes": kubernetes}
+    # The gates work on the environment they check, without recording a deployment.
+    assert preview["gate-staging"]["environment"] == {"name": "staging", "action": "verify"}
+    assert preview["gate-review"]["environment"] == {"name": "review/$CI_COMMIT_REF_SLUG",
+                                                     "action": "verify"}
     # One deploy at a time per environment: the stop job queues behind its review deploy.
+    # A gate queues with its environment's deploys, so no deploy changes the app it measures.
     groups = {name: preview[name]["resource_group"]
-              for name in ("staging", "review", "stop-review", "production", "rollback")}
-    assert groups == {"staging": "staging", "review": "review/$CI_COMMIT_REF_SLUG",
+              for name in ("staging", "gate-staging", "review", "gate-review", "stop-review",
+                           "production", "rollback")}
+    assert groups == {"staging": "staging", "gate-staging": "staging",
+                      "review": "review/$CI_COMMIT_REF_SLUG",
+                      "gate-review": "review/$CI_COMMIT_REF_SLUG",
                       "stop-review": "review/$CI_COMMIT_REF_SLUG", "production": "production",
                       "rollback": "production"}
     # Each environment has a namespace of its own.
     namespaces = {name: preview[name]["variables"]["NAMESPACE"]
-                  for name in ("staging", "review", "stop-review", "production", "rollback")}
-    assert namespaces["staging"] == "$STAGING_NAMESPACE"
-    assert namespaces["review"] == namespaces["stop-review"] == "$NAMESPACE_PREFIX-$CI_ENVIRONMENT_SLUG"
+                  for name in ("staging", "gate-staging", "review", "gate-review", "stop-review",
+                               "production", "rollback")}
+    assert namespaces["staging"] == namespaces["gate-staging"] == "$STAGING_NAMESPACE"
+    assert (namespaces["review"] == namespaces["gate-review"] == namespaces["stop-review"]
+            == "$NAMESPACE_PREFIX-$CI_ENVIRONMENT_SLUG")
     assert namespaces["production"] == namespaces["rollback"] == "$NAMESPACE_PREFIX-production"
 
 
@@ -156,19 +185,100 @@ def test_stop_job_needs_no_repository(preview):
 
 def test_production_checks_staging_before_it_deploys(preview):
     assert preview["production"]["script"] == ["ci/passed-staging.sh check",
-                                               "ci/deploy.sh production"]
+                                               "ci/deploy.sh production",
+                                               "ci/release-notes.sh >out/release.md"]
     assert preview["staging"]["script"] == ["ci/deploy.sh staging", "ci/passed-staging.sh record"]
     assert preview["rollback"]["script"] == ["ci/rollback.sh"]
 
 
 def test_images_are_pinned(preview):
     images = {key: value for key, value in preview["variables"].items() if key.endswith("_IMAGE")}
-    assert set(images) == {"PYTHON_IMAGE", "GO_IMAGE", "BUILDAH_IMAGE", "HELM_KUBECTL_IMAGE"}
+    assert set(images) == {"PYTHON_IMAGE", "GO_IMAGE", "BUILDAH_IMAGE", "HELM_KUBECTL_IMAGE",
+                           "TRIVY_IMAGE", "GLAB_IMAGE"}
     for image in images.values():
         name, _, tag = image.rpartition(":")
         assert name and tag and tag != "latest" and any(c.isdigit() for c in tag), image
     jobs = [job for job in preview.values() if isinstance(job, dict) and "script" in job]
     assert all(job["image"]["name"] in {f"${key}" for key in images} for job in jobs)
+
+
+def test_reports_each_job_leaves_for_the_merge_request(preview):
+    reports = {name: job.get("artifacts", {}).get("reports") for name, job in preview.items()
+               if isinstance(job, dict) and "script" in job}
+    assert reports == {
+        "lint": None, "chart": None, "build": None, "stop-review": None, "release": None,
+        "rollback": None,
+        "test": {"junit": "out/junit/*.xml"},
+        "gate-staging": {"junit": "out/gate/junit.xml"},
+        "gate-review": {"junit": "out/gate/junit.xml"},
+        "sbom": {"cyclonedx": "out/sbom/*.cdx.json"},
+        "container-scanning": {"container_scanning": "gl-container-scanning-report-$SERVICE.json"},
+        "staging": {"dotenv": "out/deploy.env"}, "review": {"dotenv": "out/deploy.env"},
+        "production": {"dotenv": "out/deploy.env"}}
+    # Test reports are kept when the tests fail: that is when the merge request needs them.
+    for name in ("test", "gate-staging", "gate-review"):
+        assert preview[name]["artifacts"]["when"] == "always", name
+    assert preview["test"]["script"] == ['ci/test.sh "tests/$SUITE" --junitxml="out/junit/$SUITE.xml"']
+    assert preview["gate-review"]["artifacts"]["paths"] == ["out/gate/"]  # the table, as a file
+    # Every image is scanned, by the Trivy that ci/tools.sh pins.
+    tools = (ROOT / "ci" / "tools.sh").read_text()
+    trivy = tools.split('TRIVY_VERSION="', 1)[1].split('"', 1)[0]
+    assert preview["variables"]["TRIVY_IMAGE"] == f"aquasec/trivy:{trivy}"
+    scan = preview["container-scanning"]
+    [matrix] = scan["parallel"]["matrix"]
+    assert sorted(matrix["SERVICE"]) == SERVICES
+    assert scan["variables"]["IMAGE"] == "$REGISTRY/$SERVICE:$TAG"  # what build pushed
+    assert scan["variables"]["REPORT"] == "gl-container-scanning-report-$SERVICE.json"
+    assert scan["script"][0] == ('trivy image --exit-code 0 --format template --template '
+                                 '"@/contrib/gitlab.tpl" --output "$REPORT" "$IMAGE"')
+
+
+def test_the_gate_runs_after_each_deploy(preview):
+    for gate, deploy in (("gate-review", "review"), ("gate-staging", "staging")):
+        job = preview[gate]
+        assert needs(job) == {deploy}, gate
+        assert job["stage"] == preview[deploy]["stage"]
+        assert job["script"] == ["ci/gate.sh"]
+        assert job["interruptible"] is False  # it scales the environment, then puts it back
+
+
+def test_release_job_lists_what_production_runs(preview):
+    release = preview["release"]
+    assert release["image"] == {"name": "$GLAB_IMAGE"}  # GitLab 18: the release keyword runs glab
+    name, _, version = preview["variables"]["GLAB_IMAGE"].rpartition(":")
+    assert name == "registry.gitlab.com/gitlab-org/cli" and version.startswith("v1.")
+    assert release["release"] == {"tag_name": "$CI_COMMIT_TAG", "name": "DockerCoins $CI_COMMIT_TAG",
+                                  "description": "out/release.md"}
+    # A stage after production's: production is manual and blocks the pipeline until it passed.
+    stages = preview["stages"]
+    assert stages.index(release["stage"]) == stages.index(preview["production"]["stage"]) + 1
+    assert release["dependencies"] == ["production"] and "needs" not in release
+    assert "out/release.md" in preview["production"]["artifacts"]["paths"]
+    assert release["variables"]["GIT_STRATEGY"] == "none"
+
+
+def test_the_agent_config_admits_this_project():
+    """.gitlab/agents/<name>/config.yaml: the agent's name is its folder's; its ci_access names the
+    project whose path makes the context name that the jobs select (KUBE_CONTEXT)."""
+    [config_file] = (ROOT / ".gitlab" / "agents").glob("*/config.yaml")
+    agent = config_file.parent.name
+    config = yaml.safe_load(config_file.read_text())
+    [project] = config["ci_access"]["projects"]
+    assert project["id"] == "dockercoins/dockercoins"  # the path gitlab-ci-local's clones have
+    assert f"{project['id']}:{agent}" == "dockercoins/dockercoins:dockercoins"
+    pipeline = (ROOT / ".gitlab-ci.yml").read_text()
+    assert f"agent: $CI_PROJECT_PATH:{agent}" in pipeline
+    assert project["default_namespace"] == "dockercoins-staging"
+
+
+def test_the_test_job_runs_every_suite_a_shared_runner_can(preview):
+    suites = {p.name for p in (ROOT / "tests").iterdir()
+              if p.is_dir() and any(p.glob("test_*.py"))}
+    assert suites == set(SHARED_RUNNER_SUITES) | OWN_MACHINE_SUITES
+    assert preview["test"]["parallel"]["matrix"] == [{"SUITE": SHARED_RUNNER_SUITES}]
+    docs = (ROOT / "docs" / "pipeline.md").read_text()
+    for suite in OWN_MACHINE_SUITES:
+        assert f"`tests/{suite}`" in docs.split("## Suites only a machine like this runs", 1)[1]
 
 
 def test_every_values_file_is_in_git_per_environment():
@@ -211,8 +321,7 @@ def test_checkov_gitlab_ci_checks_pass(tmp_path):
     # every job was checked.
     checked = {c["resource"] for c in report["results"]["passed_checks"]
                if c["check_id"] == "CKV_GITLABCI_1"}
-    assert checked == {"lint", "test", "build", "chart", "staging", "review", "stop-review",
-                       "production", "rollback"}
+    assert checked == JOBS
 
 
 # ---- the job scripts, where they need no cluster ------------------------------------------------
