@@ -51,7 +51,7 @@ def test_k8s_manifests_match_the_chart(tmp_path):
 
 def test_k8s_manifests_are_namespace_free_without_test_pods():
     """k8s/ goes into any namespace (`kubectl apply -k k8s/ -n NS`): no object names a namespace
-    or is cluster-scoped, and kustomization.yaml lists the manifests."""
+    or is cluster-scoped, and k8s/Kustomization lists the manifests."""
     docs = [d for d in yaml.safe_load_all((ROOT / "k8s" / "dockercoins.yaml").read_text()) if d]
     assert not [d for d in docs if "namespace" in d["metadata"]]
     assert not [d for d in docs if d["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding")]
@@ -60,6 +60,6 @@ def test_k8s_manifests_are_namespace_free_without_test_pods():
     assert not [d for d in docs if d["kind"] == "Pod"], "helm test pods belong to helm only"
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert {("Deployment", n) for n in ("worker", "rng", "hasher", "webui", "redis")} <= names
-    kustomization = yaml.safe_load((ROOT / "k8s" / "kustomization.yaml").read_text())
+    kustomization = yaml.safe_load((ROOT / "k8s" / "Kustomization").read_text())
     assert kustomization == {"apiVersion": "kustomize.config.k8s.io/v1beta1",
                              "kind": "Kustomization", "resources": ["dockercoins.yaml"]}

@@ -42,3 +42,18 @@ def test_two_copies_in_two_namespaces(cluster):
     finally:
         for ns in namespaces:
             cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_plain_apply_of_the_folder(cluster):
+    """`kubectl apply -f k8s/` (the plain-manifests way) reads the manifests alone: the
+    kustomization's file name has no .yaml, so kubectl does not take it for an object."""
+    ns = cluster.new_namespace("plain")
+    try:
+        cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+        cluster.kubectl("apply", "-f", K8S, "-n", ns)
+        assert {d["metadata"]["name"] for d in cluster.get("deploy", "-n", ns)["items"]} == \
+            set(DEPLOYMENTS)
+        cluster.kubectl("delete", "-f", K8S, "-n", ns, "--wait=true")
+        assert not cluster.get("deploy", "-n", ns)["items"]
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)

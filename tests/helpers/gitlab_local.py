@@ -5,6 +5,7 @@ a merge request, or a tag. tests/pipeline lists the plans; tests/cluster runs th
 gitlab-ci-local sets CI_COMMIT_BRANCH from the checkout and never sets CI_COMMIT_TAG, so a merge
 request or tag pipeline is made the way GitLab makes it: with the source's predefined variables,
 and without CI_COMMIT_BRANCH (GitLab sets it only for branch pipelines)."""
+import glob
 import json
 import os
 import shutil
@@ -95,9 +96,20 @@ def env():
     return keep
 
 
+# gitlab-ci-local writes each job's File-type variables to this folder, hard-coded under /tmp
+# (not $TMPDIR), and never removes it.
+FILE_VARIABLES_DIRS = "/tmp/gitlab-ci-local-file-variables-*"
+
+
 def run(work, *args, timeout=120):
-    return subprocess.run([str(GITLAB_CI_LOCAL), "--no-color", *args], cwd=work, env=env(),
-                          capture_output=True, text=True, timeout=timeout)
+    """gitlab-ci-local in `work`; removes the File-variable folders that this run left in /tmp."""
+    before = set(glob.glob(FILE_VARIABLES_DIRS))
+    try:
+        return subprocess.run([str(GITLAB_CI_LOCAL), "--no-color", *args], cwd=work, env=env(),
+                              capture_output=True, text=True, timeout=timeout)
+    finally:
+        for folder in set(glob.glob(FILE_VARIABLES_DIRS)) - before:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def plan(work, *args):
