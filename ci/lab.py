@@ -471,7 +471,7 @@ def junit(checks, rows, seconds):
         if why:
             ET.SubElement(case, "failure", message=why).text = why
     ET.SubElement(suite, "system-out").text = scaling.table(rows)
-    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
 def is_ready(pod):

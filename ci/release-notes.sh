@@ -31,8 +31,11 @@ python3 -c '
 import json, sys
 images = {}
 for pod in json.load(sys.stdin)["items"]:
+    # The image as the pod asks for it: a status may name another tag of the same image.
+    asked = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
     for status in pod.get("status", {}).get("containerStatuses") or []:
-        images.setdefault(status["image"], set()).add(status.get("imageID", "").rpartition("@")[2])
+        digest = status.get("imageID", "").rpartition("@")[2]
+        images.setdefault(asked.get(status["name"], status["image"]), set()).add(digest)
 if not images:
     sys.exit("ci/release-notes.sh: no pod of the release reports an image (is it deployed?)")
 for image, digests in sorted(images.items()):

@@ -321,7 +321,8 @@ def test_checkov_gitlab_ci_checks_pass(tmp_path):
     # every job was checked.
     checked = {c["resource"] for c in report["results"]["passed_checks"]
                if c["check_id"] == "CKV_GITLABCI_1"}
-    assert checked == JOBS
+    # Each script where it is written: the two gate jobs take theirs from the .gate template.
+    assert checked == JOBS - {"gate-review", "gate-staging"} | {".gate"}
 
 
 # ---- the job scripts, where they need no cluster ------------------------------------------------
