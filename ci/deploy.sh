@@ -24,8 +24,8 @@
 #/                image from a mirror), layered after deploy/ENVIRONMENT.yaml; the registry and the
 #/                tag above still win
 #/   BASE_DOMAIN  optional: the environment's address is https://<ENVIRONMENT_SLUG>.<BASE_DOMAIN>,
-#/                through the chart's HTTPRoute (webui.httpRoute) on the Gateway GATEWAY_NAME in
-#/                GATEWAY_NAMESPACE (both optional: the chart's default parentRefs otherwise)
+#/                through the chart's HTTPRoute (webui.httpRoute) on the Gateway GATEWAY_NAME
+#/                (needed with BASE_DOMAIN) in GATEWAY_NAMESPACE (optional: the release's own)
 #/   ENVIRONMENT_SLUG  default: $CI_ENVIRONMENT_SLUG, else ENVIRONMENT
 #/   WEBUI_SERVICE_TYPE  optional: webui's Service type (NodePort, LoadBalancer); without
 #/                BASE_DOMAIN, the address it got is the environment's (a ClusterIP has none)
@@ -110,13 +110,13 @@ fi
 # The environment's address: a host name on the project's Gateway, or webui's own Service.
 slug=${ENVIRONMENT_SLUG:-${CI_ENVIRONMENT_SLUG:-$environment}}
 if [ -n "${BASE_DOMAIN:-}" ]; then
+  [ -n "${GATEWAY_NAME:-}" ] ||
+    die "BASE_DOMAIN is set, GATEWAY_NAME is not: name the Gateway the environments' HTTPRoutes attach to (a CI/CD variable)"
   host=$slug.$BASE_DOMAIN
-  sets+=(--set-json webui.httpRoute.enabled=true --set-string "webui.httpRoute.hostnames[0]=$host")
-  if [ -n "${GATEWAY_NAME:-}" ]; then
-    sets+=(--set-string "webui.httpRoute.parentRefs[0].name=$GATEWAY_NAME")
-    [ -z "${GATEWAY_NAMESPACE:-}" ] ||
-      sets+=(--set-string "webui.httpRoute.parentRefs[0].namespace=$GATEWAY_NAMESPACE")
-  fi
+  sets+=(--set-json webui.httpRoute.enabled=true --set-string "webui.httpRoute.hostnames[0]=$host"
+    --set-string "webui.httpRoute.parentRefs[0].name=$GATEWAY_NAME")
+  [ -z "${GATEWAY_NAMESPACE:-}" ] ||
+    sets+=(--set-string "webui.httpRoute.parentRefs[0].namespace=$GATEWAY_NAMESPACE")
 fi
 [ -z "${WEBUI_SERVICE_TYPE:-}" ] || sets+=(--set-string "webui.service.type=$WEBUI_SERVICE_TYPE")
 

@@ -144,3 +144,34 @@ def test_a_deploy_after_a_killed_first_install_recovers(cluster, namespace, nowh
             "stopped mid-way): uninstalling it first") in output
     assert worker_image(cluster, namespace).endswith(":bbbb2222")
     assert [(r, s) for r, s, _ in history(cluster, namespace)] == [(1, "deployed")]
+
+
+HTTPROUTE_CRD = kube.CRDS / "optional" / "gateway.networking.k8s.io_httproutes.yaml"
+
+
+def test_base_domain_gives_the_environment_its_host_on_the_gateway(cluster, namespace, tmp_path):
+    """With BASE_DOMAIN, the review deploy attaches webui's HTTPRoute to GATEWAY_NAME under
+    <slug>.<BASE_DOMAIN>, and that URL is the dotenv report's ENVIRONMENT_URL; without
+    GATEWAY_NAME it stops first and says what to set."""
+    dotenv = tmp_path / "deploy.env"
+    status, output = deploy(cluster, namespace, "t1", BASE_DOMAIN="apps.example.test",
+                            ENVIRONMENT_SLUG="review-feature-x", DOTENV=dotenv)
+    assert status != 0 and "GATEWAY_NAME is not" in output, output
+    assert release_status(cluster, namespace) is None
+
+    cluster.kubectl("apply", "--server-side", "-f", HTTPROUTE_CRD)
+    try:
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
+                        "httproutes.gateway.networking.k8s.io")
+        status, output = deploy(cluster, namespace, "t1", BASE_DOMAIN="apps.example.test",
+                                ENVIRONMENT_SLUG="review-feature-x", GATEWAY_NAME="gw",
+                                GATEWAY_NAMESPACE="gateways", DOTENV=dotenv)
+        assert status == 0, output
+        route = cluster.get("httproute", "webui", "-n", namespace)["spec"]
+        assert route["hostnames"] == ["review-feature-x.apps.example.test"]
+        assert [(p["name"], p.get("namespace")) for p in route["parentRefs"]] == [("gw", "gateways")]
+        assert dotenv.read_text().splitlines() == [
+            "ENVIRONMENT_URL=https://review-feature-x.apps.example.test/"]
+    finally:
+        cluster.run(["helm", "uninstall", "dockercoins", "-n", namespace, "--wait"], check=False)
+        cluster.kubectl("delete", "crd", "httproutes.gateway.networking.k8s.io", "--wait=true")
