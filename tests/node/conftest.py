@@ -1,12 +1,15 @@
 """Fixtures for the tests on a real node (`ci/cluster.sh up --node`): one cluster per session, with
 containerd, kubelet, kube-proxy and CoreDNS running the chart's pods for real; one namespace and
 release per module."""
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from dashboard_page import chromium
 from helpers import kube, node
+from localapp import free_port, wait_http_ok
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +49,33 @@ def pytest_collection_modifyitems(items):
 def app(node_cluster):
     """The chart installed with `helm install --wait` in a fresh namespace, with one worker."""
     yield from node.installed_release(node_cluster, "dc")
+
+
+@pytest.fixture(scope="module")
+def webui_url(app):
+    """The webui Service's URL through the API server's service proxy, via `kubectl proxy` on
+    loopback, as a user reaches the dashboard without a NodePort."""
+    port = free_port()
+    proxy = subprocess.Popen(["kubectl", "proxy", "--address=127.0.0.1", f"--port={port}"],
+                             env=app.cluster.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/namespaces/{app.ns}/services/webui:80/proxy/"
+        wait_http_ok(url + "json", timeout=30)
+        yield url
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(webui_url):
+    """The dashboard in Chromium through that URL, once it shows live figures."""
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1600, "height": 900}).new_page()
+        page.goto(webui_url)
+        page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
+        yield page
 
 
 def pytest_terminal_summary(terminalreporter):

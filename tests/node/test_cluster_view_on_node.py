@@ -4,38 +4,16 @@ RoleBinding the panel hides with the API's reason while the speed still shows.
 
 The browser opens the page through `kubectl proxy` on loopback and the API server's service
 proxy (the page's URLs are relative, so it works under that path)."""
-import subprocess
 import time
 
 import pytest
 
-from dashboard_page import chromium
 from helpers.kube import CHART
 from helpers.node import RELEASE
-from localapp import free_port, wait_http_ok, wait_until
+from localapp import wait_until
 from scaling import PER_WORKER
 
 CLUSTER_TEXT = "document.getElementById('cluster').textContent"
-
-
-@pytest.fixture(scope="module")
-def page(app):
-    port = free_port()
-    proxy = subprocess.Popen(["kubectl", "proxy", "--address=127.0.0.1", f"--port={port}"],
-                             env=app.cluster.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = (f"http://127.0.0.1:{port}/api/v1/namespaces/{app.ns}"
-               f"/services/webui:80/proxy/")
-        wait_http_ok(url + "json", timeout=30)
-        with chromium() as browser:
-            page = browser.new_context(viewport={"width": 1600, "height": 900}).new_page()
-            page.goto(url)
-            page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
-            yield page
-    finally:
-        proxy.terminate()
-        proxy.wait(10)
 
 
 def shown_speed(page):

@@ -4,36 +4,15 @@ stops. The page (opened through the webui Service with the API server's service 
 the Service, `ci/lab.py measure` prints it with the fix when it measures 0, and the fix of
 docs/workshop.md brings the speed back."""
 import json
-import subprocess
 
 import pytest
 
-from dashboard_page import chromium
 from helpers.kube import run_lab
 from helpers.node import steady_speed
-from localapp import free_port, wait_http_ok, wait_until
+from localapp import wait_until
 
 EDIT = json.dumps({"spec": {"selector": {"active": "yes"}}})
 UNDO = json.dumps([{"op": "remove", "path": "/spec/selector/active"}])
-
-
-@pytest.fixture(scope="module")
-def page(app):
-    port = free_port()
-    proxy = subprocess.Popen(["kubectl", "proxy", "--address=127.0.0.1", f"--port={port}"],
-                             env=app.cluster.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}/api/v1/namespaces/{app.ns}/services/webui:80/proxy/"
-        wait_http_ok(url + "json", timeout=30)
-        with chromium() as browser:
-            page = browser.new_context(viewport={"width": 1600, "height": 900}).new_page()
-            page.goto(url)
-            page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
-            yield page
-    finally:
-        proxy.terminate()
-        proxy.wait(10)
 
 
 def test_an_edited_rng_selector_is_named_by_the_page_and_the_lab(app, page):

@@ -3,7 +3,6 @@ its pod stays a ready endpoint of the webui Service, and through that Service (t
 service proxy, reached with `kubectl proxy` on loopback) the page shows the "Redis unreachable"
 banner and /json answers 503 with redis-py's reason. redis back: the speed returns."""
 import json
-import subprocess
 import time
 
 import pytest
@@ -11,23 +10,7 @@ import requests
 
 from dashboard_page import chromium
 from helpers.node import steady_speed
-from localapp import free_port, wait_http_ok, wait_until
-
-
-@pytest.fixture(scope="module")
-def through_service(app):
-    """The webui Service's URL through the API server's service proxy, via `kubectl proxy`."""
-    port = free_port()
-    proxy = subprocess.Popen(["kubectl", "proxy", "--address=127.0.0.1", f"--port={port}"],
-                             env=app.cluster.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}/api/v1/namespaces/{app.ns}/services/webui:80/proxy/"
-        wait_http_ok(url + "json", timeout=30)
-        yield url
-    finally:
-        proxy.terminate()
-        proxy.wait(10)
+from localapp import wait_until
 
 
 def webui_endpoints(app):
@@ -39,7 +22,7 @@ def webui_endpoints(app):
 
 
 def test_webui_stays_in_its_service_and_says_what_is_wrong_while_redis_is_down(
-        app, through_service):
+        app, webui_url):
     before = steady_speed(app)
     assert before > 2.5, before  # one worker: 3.33 hashes/s
     app.kubectl("scale", "deployment", "redis", "--replicas=0")
@@ -48,16 +31,16 @@ def test_webui_stays_in_its_service_and_says_what_is_wrong_while_redis_is_down(
         # Longer than webui's readiness probe needs to fail (period 5 s x threshold 2).
         time.sleep(15)
         assert webui_endpoints(app) == [True]
-        answer = requests.get(through_service + "json", timeout=10)
+        answer = requests.get(webui_url + "json", timeout=10)
         assert answer.status_code == 503, answer.text
         body = answer.json()
         assert body["redis"] == "unreachable", body
         assert body["error"].startswith("redis unreachable: "), body
         assert "connecting to" in body["error"], body  # redis-py's own words
-        assert requests.get(through_service + "readyz", timeout=10).status_code == 200
+        assert requests.get(webui_url + "readyz", timeout=10).status_code == 200
         with chromium() as browser:
             page = browser.new_context(viewport={"width": 1600, "height": 900}).new_page()
-            page.goto(through_service)
+            page.goto(webui_url)
             page.wait_for_function("document.body.dataset.state === 'redis-down'",
                                    timeout=15_000)
             status = page.inner_text("#status")
@@ -66,7 +49,7 @@ def test_webui_stays_in_its_service_and_says_what_is_wrong_while_redis_is_down(
     finally:
         app.kubectl("scale", "deployment", "redis", "--replicas=1")
     app.kubectl("rollout", "status", "deployment/redis", "--timeout=120s", timeout=150)
-    wait_until(lambda: requests.get(through_service + "json", timeout=10).status_code == 200,
+    wait_until(lambda: requests.get(webui_url + "json", timeout=10).status_code == 200,
                60, "/json answering again")
     after = steady_speed(app, settle=10.0)
     assert after == pytest.approx(before, rel=0.15), (before, after)
