@@ -8,7 +8,7 @@
 #/
 #/   ci/cluster/optional-crds.sh
 set -euo pipefail
-. "$(dirname "$0")/../lib.sh"   # ROOT, usage
+. "$(dirname "$0")/../lib.sh"   # ROOT, usage, go_module_dir
 case "${1:-}" in
   "") ;;
   -h | --help) usage 0 ;;
@@ -18,15 +18,12 @@ KEDA=v2.21.0        # github.com/kedacore/keda/v2
 GATEWAY_API=v1.4.1  # sigs.k8s.io/gateway-api
 out=$ROOT/tests/cluster/crds/optional
 mkdir -p "$out"
-module_dir() { # MODULE@VERSION -> its directory in the module cache
-  GOFLAGS=-mod=mod go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
-}
 copy() { # SOURCE FROM
   { echo "# Copied by ci/cluster/optional-crds.sh from $2. Do not edit."; cat "$1"; } >"$out/$(basename "$1")"
 }
-keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA")
+keda=$(go_module_dir github.com/kedacore/keda/v2 "$KEDA")
 copy "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
   "github.com/kedacore/keda/v2@$KEDA config/crd/bases/keda.sh_scaledobjects.yaml"
-gateway=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API")
+gateway=$(go_module_dir sigs.k8s.io/gateway-api "$GATEWAY_API")
 copy "$gateway/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" \
   "sigs.k8s.io/gateway-api@$GATEWAY_API config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
