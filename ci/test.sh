@@ -2,14 +2,36 @@
 #/ Install everything the tests need (apt-get, pip, npm, go install), then run the suite.
 #/ Exits non-zero on any failure, and when no test ran.
 #/
-#/   ci/test.sh                               everything
+#/   ci/test.sh                               everything: every tier
+#/   ci/test.sh fast                          one tier (tests/tiers.txt): fast, cluster,
+#/                                            images, node; any pytest arguments may follow
 #/   ci/test.sh tests/services -k rng         any pytest arguments; only the named test
 #/                                            folders' tools are installed
+#/   ci/test.sh --tiers                       each tier and its folders
 #/   ci/test.sh -h | --help                   this text (pytest's own: .venv/bin/pytest --help)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 case "${1:-}" in -h | --help) usage 0 ;; esac
+
+# A tier's folders, from tests/tiers.txt (a line: the tier, then its folders under tests/).
+tier_folders() {
+  awk -v tier="$1" '$1 == tier { for (i = 2; i <= NF; i++) print "tests/" $i }' tests/tiers.txt
+}
+tiers() { awk '$1 !~ /^#/ && NF { print $1 }' tests/tiers.txt; }
+case "${1:-}" in
+  --tiers)
+    for tier in $(tiers); do echo "$tier: $(tier_folders "$tier" | tr '\n' ' ' | sed 's/ $//')"; done
+    exit 0 ;;
+  [a-z]*)   # a word that is not a path: a tier's name
+    if [ ! -e "$1" ]; then
+      folders=$(tier_folders "$1")
+      [ -n "$folders" ] || die "no tier named '$1'; the tiers: $(tiers | tr '\n' ' ')"
+      shift
+      # shellcheck disable=SC2086  # the folders are words of tests/tiers.txt
+      set -- $folders "$@"
+    fi ;;
+esac
 
 # Which test folders run: the paths among the arguments, or all of tests/.
 selected=()

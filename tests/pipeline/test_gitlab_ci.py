@@ -20,10 +20,11 @@ TOOLS = ROOT / ".tools" / "bin"
 SERVICES = sorted(p.parent.name for p in (ROOT / "images").glob("*/Dockerfile"))
 BUILDS = {f"build: [{service}]" for service in SERVICES}
 SCANS = {f"container-scanning: [{service}]" for service in SERVICES}
-# The suites a shared runner runs (no root on the host, no node), and those it cannot.
-SHARED_RUNNER_SUITES = ["services", "chart", "pipeline", "cluster", "lab", "dashboard", "workshop"]
-OWN_MACHINE_SUITES = {"containers", "contract", "node"}
-TESTS = {f"test: [{suite}]" for suite in SHARED_RUNNER_SUITES}
+# The tiers of tests/tiers.txt a shared runner runs (no root on the host, no node), and those it
+# cannot.
+SHARED_RUNNER_TIERS = ["fast", "cluster"]
+OWN_MACHINE_TIERS = {"images", "node"}
+TESTS = {f"test: [{tier}]" for tier in SHARED_RUNNER_TIERS}
 JOBS = {"lint", "test", "build", "sbom", "container-scanning", "chart", "staging", "gate-staging",
         "review", "gate-review", "stop-review", "production", "release", "rollback"}
 RELEASE_TAG = "v1.2.3"
@@ -218,7 +219,7 @@ def test_reports_each_job_leaves_for_the_merge_request(preview):
     # Test reports are kept when the tests fail: that is when the merge request needs them.
     for name in ("test", "gate-staging", "gate-review"):
         assert preview[name]["artifacts"]["when"] == "always", name
-    assert preview["test"]["script"] == ['ci/test.sh "tests/$SUITE" --junitxml="out/junit/$SUITE.xml"']
+    assert preview["test"]["script"] == ['ci/test.sh "$TIER" --junitxml="out/junit/$TIER.xml"']
     assert preview["gate-review"]["artifacts"]["paths"] == ["out/gate/"]  # the table, as a file
     # Every image is scanned, by the Trivy that ci/tools.sh pins.
     tools = (ROOT / "ci" / "tools.sh").read_text()
@@ -271,14 +272,36 @@ def test_the_agent_config_admits_this_project():
     assert project["default_namespace"] == "dockercoins-staging"
 
 
-def test_the_test_job_runs_every_suite_a_shared_runner_can(preview):
-    suites = {p.name for p in (ROOT / "tests").iterdir()
-              if p.is_dir() and any(p.glob("test_*.py"))}
-    assert suites == set(SHARED_RUNNER_SUITES) | OWN_MACHINE_SUITES
-    assert preview["test"]["parallel"]["matrix"] == [{"SUITE": SHARED_RUNNER_SUITES}]
-    docs = (ROOT / "docs" / "pipeline.md").read_text()
-    for suite in OWN_MACHINE_SUITES:
-        assert f"`tests/{suite}`" in docs.split("## Suites only a machine like this runs", 1)[1]
+def tiers():
+    """{tier: [folder, ...]} as `ci/test.sh --tiers` prints tests/tiers.txt."""
+    out = subprocess.run([str(ROOT / "ci" / "test.sh"), "--tiers"], capture_output=True,
+                         text=True, check=True).stdout
+    return {tier: folders.split() for tier, folders in
+            (line.split(":", 1) for line in out.splitlines())}
+
+
+def test_every_test_folder_is_in_exactly_one_tier():
+    folders = sorted(f"tests/{p.name}" for p in (ROOT / "tests").iterdir()
+                     if p.is_dir() and any(p.glob("test_*.py")))
+    assert sorted(f for named in tiers().values() for f in named) == folders
+
+
+def test_the_test_job_runs_every_tier_a_shared_runner_can(preview):
+    assert set(tiers()) == set(SHARED_RUNNER_TIERS) | OWN_MACHINE_TIERS
+    assert list(tiers())[:2] == SHARED_RUNNER_TIERS   # the cheapest first
+    assert preview["test"]["parallel"]["matrix"] == [{"TIER": SHARED_RUNNER_TIERS}]
+    docs = (ROOT / "docs" / "pipeline.md").read_text().split(
+        "## Tiers only a machine like this runs", 1)[1]
+    for tier in OWN_MACHINE_TIERS:
+        assert f"`{tier}`" in docs, tier
+        for folder in tiers()[tier]:
+            assert f"`{folder}`" in docs, folder
+
+
+def test_an_unknown_tier_is_refused_with_the_list():
+    proc = subprocess.run([str(ROOT / "ci" / "test.sh"), "fsat"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "no tier named 'fsat'; the tiers: fast cluster images node" in proc.stderr
 
 
 def test_every_values_file_is_in_git_per_environment():
