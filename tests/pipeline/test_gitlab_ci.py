@@ -286,6 +286,13 @@ def test_every_test_folder_is_in_exactly_one_tier():
     assert sorted(f for named in tiers().values() for f in named) == folders
 
 
+def test_test_file_basenames_are_unique():
+    # pytest collects tests/ with one rootdir and no __init__.py: two test files of one name in
+    # two folders pass alone and refuse to collect together.
+    names = [p.name for p in (ROOT / "tests").glob("*/test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
 def test_the_test_job_runs_every_tier_a_shared_runner_can(preview):
     assert set(tiers()) == set(SHARED_RUNNER_TIERS) | OWN_MACHINE_TIERS
     assert list(tiers())[:2] == SHARED_RUNNER_TIERS   # the cheapest first
