@@ -8,6 +8,7 @@ through the API server's service proxy with no port in the path."""
 import json
 
 import yaml
+
 from helpers import node
 from helpers.node import steady_speed
 from localapp import wait_until
