@@ -151,8 +151,9 @@ def steady_speed(release, seconds=15.0, settle=6.0):
 
 # --- the host, before `up` and after `down` ------------------------------------------------------
 def host_state():
-    """What `up --node` changes on this machine: interfaces, firewall chains and FORWARD rules,
-    mounts, the kubelet's cgroups, forwarding sysctls, and node processes."""
+    """What `up --node` or `up --nodes N` changes on this machine: interfaces, network namespaces,
+    routes, firewall chains and FORWARD rules, mounts, the kubelets' cgroups, forwarding sysctls,
+    and node processes."""
     def run(*argv):
         return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
 
@@ -170,7 +171,10 @@ def host_state():
         "firewall chains": set().union(*(chains(*t) for t in tables)),
         "firewall rules": set().union(*(rules(*t) for t in tables)),
         "mounts": set(run("findmnt", "-rn", "-o", "TARGET").splitlines()),
-        "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")},
+        "cgroups": {str(p) for pattern in ("*/kubepods", "*/dockercoins-node*")
+                    for p in Path("/sys/fs/cgroup").glob(pattern)},
+        "network namespaces": set(run("ip", "netns", "list").split()),
+        "routes": set(run("ip", "route", "show").splitlines()),
         "socket dirs": {str(p) for p in Path("/run").glob("dockercoins-node-*")},
         "sysctls": {name: Path(f"/proc/sys/{name}").read_text().strip() for name in
                     ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")},
