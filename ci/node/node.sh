@@ -329,6 +329,15 @@ server = "http://$server"
 [host."http://$server"]
   capabilities = ["pull", "resolve"]
 EOF
+  # Any other registry (docker.io for a bare name among them): one host, allowed to do nothing, so
+  # a pull fails at once ("no resolve hosts"), with no DNS lookup and no connection attempt.
+  # (containerd 1.6 reads _default/ when no directory names the registry.)
+  mkdir -p "$d/certs.d/_default"
+  cat >"$d/certs.d/_default/hosts.toml" <<EOF
+# Written by ci/node/node.sh: only the loopback registry ($REGISTRY) may be pulled from.
+[host."http://127.0.0.1:9"]
+  capabilities = []
+EOF
   sed -e "s|@DIR@|$d|g" -e "s|@PKI@|$CLUSTER/pki|g" -e "s|@NODE_IP@|$ip|g" \
     -e "s|@PORT@|$kubelet_port|g" -e "s|@HEALTHZ_PORT@|$kubelet_healthz_port|g" \
     -e "s|@SERVING@|$(node_proc kubelet-serving "$i")|g" -e "s|@CGROUP_ROOT@|$(node_cgroup_root "$i")|g" \

@@ -12,6 +12,12 @@ from helpers.kube import CHART, component
 from localapp import counter_slope, wait_until
 
 RELEASE = "dockercoins"
+# The nodes of `ci/cluster.sh up --nodes 3` (node 0 is the one of `up --node`).
+NODE_NAMES = ["dockercoins-node", "dockercoins-node-1", "dockercoins-node-2"]
+# helm arguments that spread the workers evenly over the nodes (at most one more on any node).
+SPREAD_WORKERS = ["--set", "worker.topologySpreadConstraints[0].maxSkew=1",
+                  "--set", "worker.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+                  "--set", "worker.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"]
 FIGURES = {}
 WORKER_TOTAL = re.compile(r"final flush done: (\d+) loops in all")
 
@@ -195,3 +201,58 @@ def leftovers(before, after):
         elif now - before[key]:
             found[key] = sorted(now - before[key])
     return found
+
+
+def print_figures(terminalreporter):
+    """The figures of the node tests, once per session (tests/node and tests/nodes both ask)."""
+    if FIGURES and not getattr(print_figures, "done", False):
+        print_figures.done = True
+        terminalreporter.section("node")
+        for key, value in FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")
+
+
+# --- one node cluster at a time ------------------------------------------------------------------
+UP = []   # the node clusters this session started and has not taken down yet
+
+
+def session_node_cluster(tmp_path_factory, name, *up_args, figure="up_to_node_ready_seconds"):
+    """`ci/cluster.sh up UP_ARGS` in a directory of its own, then `down`: a session fixture's body.
+    Only one node cluster may run on the machine, so another one this session started (the
+    tests/node one, when tests/nodes runs after it) is taken down first."""
+    while UP:
+        UP.pop().script("down")
+    before = host_state()
+    c = NodeCluster(tmp_path_factory.mktemp(name))
+    c.host_before = before
+    started = time.monotonic()
+    try:
+        c.script("up", *up_args)
+    except kube.Failed:
+        c.script("down")
+        raise
+    FIGURES[figure] = round(time.monotonic() - started, 1)
+    UP.append(c)
+    try:
+        yield c
+    finally:
+        c.script("down")   # again after a test that took it down: a no-op then
+        if c in UP:
+            UP.remove(c)
+
+
+def rng_served(release):
+    """{node: (requests, seconds)} of rng's work route `/<n>` on each node: the count and sum of
+    each rng pod's http_request_duration_seconds histogram (queueing included), read through the
+    API server's pod proxy."""
+    served = {}
+    for pod in release.ready_pods("rng"):
+        text = release.raw(f"/api/v1/namespaces/{release.ns}/pods/{pod['metadata']['name']}:8080"
+                           "/proxy/metrics")
+        figures = {"count": 0.0, "sum": 0.0}
+        for kind, labels, value in re.findall(
+                r"^http_request_duration_seconds_(count|sum)\{([^}]*)\} (\S+)$", text, re.M):
+            if 'route="/<n>"' in labels:
+                figures[kind] += float(value)
+        served[pod["spec"]["nodeName"]] = (figures["count"], figures["sum"])
+    return served

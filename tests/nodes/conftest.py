@@ -1,0 +1,34 @@
+"""Fixtures for the tests on three real nodes (`ci/cluster.sh up --nodes 3`): one cluster per
+session, each node with its own network namespace, containerd, kubelet and kube-proxy; one
+namespace and release per module."""
+from pathlib import Path
+
+import pytest
+
+from helpers import node
+
+NODES = 3
+
+
+@pytest.fixture(scope="session")
+def nodes_cluster(tmp_path_factory):
+    """`ci/cluster.sh up --nodes 3` in a directory of its own, then `down`."""
+    yield from node.session_node_cluster(tmp_path_factory, "nodes", "--nodes", str(NODES),
+                                         figure="up_to_three_nodes_ready_seconds")
+
+
+# `down` last of this folder, after every other test has used the session's cluster.
+LAST = ("test_down_leaves_nothing",)
+
+
+def pytest_collection_modifyitems(items):
+    here = [i for i, item in enumerate(items) if Path(item.path).parent == Path(__file__).parent]
+    if here:
+        mine = [items[i] for i in here]
+        rest = [item for item in mine if item.name not in LAST]
+        last = [item for item in mine if item.name in LAST]
+        items[here[0]:here[-1] + 1] = rest + last
+
+
+def pytest_terminal_summary(terminalreporter):
+    node.print_figures(terminalreporter)
