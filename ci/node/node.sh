@@ -329,14 +329,18 @@ server = "http://$server"
 [host."http://$server"]
   capabilities = ["pull", "resolve"]
 EOF
-  # Any other registry (docker.io for a bare name among them): one host, allowed to do nothing, so
-  # a pull fails at once ("no resolve hosts"), with no DNS lookup and no connection attempt.
-  # (containerd 1.6 reads _default/ when no directory names the registry.)
+  # Any other registry (docker.io for a bare name among them): containerd 1.6 reads _default/
+  # when no directory names the registry. Its server and its one host (the format needs one) may
+  # only push, so no host may resolve or pull, and a pull fails at once ("no resolve hosts"), with
+  # no DNS lookup and no connection attempt. (Without `server`, containerd adds the registry's
+  # own address; an empty `capabilities` means all of them.)
   mkdir -p "$d/certs.d/_default"
   cat >"$d/certs.d/_default/hosts.toml" <<EOF
 # Written by ci/node/node.sh: only the loopback registry ($REGISTRY) may be pulled from.
+server = "http://127.0.0.1:9"
+capabilities = ["push"]
 [host."http://127.0.0.1:9"]
-  capabilities = []
+  capabilities = ["push"]
 EOF
   sed -e "s|@DIR@|$d|g" -e "s|@PKI@|$CLUSTER/pki|g" -e "s|@NODE_IP@|$ip|g" \
     -e "s|@PORT@|$kubelet_port|g" -e "s|@HEALTHZ_PORT@|$kubelet_healthz_port|g" \

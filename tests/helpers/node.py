@@ -15,9 +15,12 @@ RELEASE = "dockercoins"
 # The nodes of `ci/cluster.sh up --nodes 3` (node 0 is the one of `up --node`).
 NODE_NAMES = ["dockercoins-node", "dockercoins-node-1", "dockercoins-node-2"]
 # helm arguments that spread the workers evenly over the nodes (at most one more on any node).
+# nodeTaintsPolicy Honor: a cordoned or lost node (tainted) is no domain to spread over, or its 0
+# workers would keep the evicted ones Pending.
 SPREAD_WORKERS = ["--set", "worker.topologySpreadConstraints[0].maxSkew=1",
                   "--set", "worker.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
-                  "--set", "worker.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"]
+                  "--set", "worker.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+                  "--set", "worker.topologySpreadConstraints[0].nodeTaintsPolicy=Honor"]
 FIGURES = {}
 WORKER_TOTAL = re.compile(r"final flush done: (\d+) loops in all")
 

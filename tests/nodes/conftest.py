@@ -17,8 +17,9 @@ def nodes_cluster(tmp_path_factory):
                                          figure="up_to_three_nodes_ready_seconds")
 
 
-# `down` last of this folder, after every other test has used the session's cluster.
-LAST = ("test_down_leaves_nothing",)
+# Run last of this folder, in this order: `down` after every other test has used the session's
+# cluster, then docs/node.md's block, which needs the machine free of any other node.
+LAST = ("test_down_leaves_nothing", "test_the_nodes_block_as_typed")
 
 
 def pytest_collection_modifyitems(items):
@@ -26,7 +27,7 @@ def pytest_collection_modifyitems(items):
     if here:
         mine = [items[i] for i in here]
         rest = [item for item in mine if item.name not in LAST]
-        last = [item for item in mine if item.name in LAST]
+        last = sorted((item for item in mine if item.name in LAST), key=lambda i: LAST.index(i.name))
         items[here[0]:here[-1] + 1] = rest + last
 
 
