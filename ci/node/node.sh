@@ -31,9 +31,8 @@ NODE_COUNT=1                 # set by `up --nodes N`
 NODE_DIR=$CLUSTER/node
 # containerd's sockets and the kubelet's root (which holds sockets too), in a short path of their
 # own: a unix socket path is limited to 104 bytes, which a deep CLUSTER_DIR (a pytest temp folder)
-# passes.
+# passes. Node K's is $RUN_DIR-K (node_run_dir).
 RUN_DIR=/run/dockercoins-node-$(printf '%s' "$NODE_DIR" | sha256sum | cut -c1-8)
-CONTAINERD_SOCKET=$RUN_DIR/containerd.sock
 # The node's binaries, cached per version and per recipe (our CoreDNS and pause sources).
 NODE_BIN=$CACHE/node-$KUBE_VERSION-$(cat "$ROOT"/ci/node/coredns/go.* "$ROOT"/ci/node/*/main.go |
   sha256sum | cut -c1-8)

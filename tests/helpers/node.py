@@ -4,6 +4,7 @@ before `up` and after `down`."""
 import json
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -93,6 +94,14 @@ class Release:
         wait_until(lambda: len(self.pods(name)) == replicas, timeout,
                    f"{replicas} {name} pods (terminated ones gone)")
 
+    def post_in_pod(self, pod, path):
+        """POST to the pod's own port 8080, from inside it (`kubectl exec`: the images carry
+        python3): the probes' switches, /readyz/disable and the like. Returns the JSON answer."""
+        return json.loads(self.kubectl("exec", pod, "--", "python3", "-c", (
+            "import sys, urllib.request; print(urllib.request.urlopen(urllib.request.Request("
+            "'http://127.0.0.1:8080' + sys.argv[1], method='POST'), timeout=5).read().decode())"),
+            path))
+
     def redis(self, *command):
         """A redis-cli command run in the redis pod: its raw answer."""
         return self.kubectl("exec", "deploy/redis", "--", "redis-cli", *command).strip()
@@ -126,6 +135,52 @@ class Release:
         (the log of every worker that ever ran here must be followed by the caller before)."""
         self.kubectl("scale", "deployment", "worker", "--replicas=0")
         wait_until(lambda: not self.pods("worker"), 120, "every worker pod gone")
+
+
+class Watch:
+    """While the body runs: redis `hashes` every 0.2 s (through webui's /json), and `kubectl logs
+    -f` of every worker pod once its container runs, so a replaced pod's final flush is kept."""
+
+    def __init__(self, release):
+        self.release = release
+        self.samples = []        # (monotonic time, hashes)
+        self.followers = {}
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self.poll_hashes),
+                        threading.Thread(target=self.follow)]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        for thread in self.threads:
+            thread.join()
+
+    def poll_hashes(self):
+        while not self.done.wait(0.2):
+            try:
+                self.samples.append((time.monotonic(), self.release.json()["hashes"]))
+            except Exception:
+                pass   # a webui pod moving: the next sample tells
+
+    def follow(self):
+        while not self.done.wait(0.5):
+            self.follow_new()
+
+    def follow_new(self):
+        for pod in self.release.pods("worker"):
+            name = pod["metadata"]["name"]
+            states = pod["status"].get("containerStatuses") or [{}]
+            if name not in self.followers and "running" in states[0].get("state", {}):
+                self.followers.update(self.release.follow_logs([name]))
+
+    def longest_stop(self):
+        """The longest time, in s, between two samples where `hashes` rose."""
+        rises = [t for (t, h), (_, before) in zip(self.samples[1:], self.samples) if h > before]
+        return max(b - a for a, b in zip(rises, rises[1:]))
 
 
 def installed_release(cluster, prefix):

@@ -27,7 +27,8 @@ def pytest_collection_modifyitems(items):
     if here:
         mine = [items[i] for i in here]
         rest = [item for item in mine if item.name not in LAST]
-        last = sorted((item for item in mine if item.name in LAST), key=lambda i: LAST.index(i.name))
+        last = sorted((item for item in mine if item.name in LAST),
+                      key=lambda i: LAST.index(i.name))
         items[here[0]:here[-1] + 1] = rest + last
 
 

@@ -44,7 +44,8 @@ def test_a_daemonset_runs_one_rng_per_node(app):
 def test_random_balancing_lifts_the_plateau(app):
     SPEEDS["random"] = speed = steady_speed(app, settle=10)
     FIGURES["daemonset_x3_random_hashes_per_second"] = {
-        "measured": round(speed, 1), "random-balancing estimate": round(random_balancing(WORKERS, 3), 1)}
+        "measured": round(speed, 1),
+        "random-balancing estimate": round(random_balancing(WORKERS, 3), 1)}
     assert speed >= 2.2 * SPEEDS["one rng"], SPEEDS
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from helpers.node import host_state, leftovers
 
-IN_NODE = {0: [], 1: ["nsenter", "--net=/run/netns/dcnode1"], 2: ["nsenter", "--net=/run/netns/dcnode2"]}
+IN_NODE = {0: [], **{i: ["nsenter", f"--net=/run/netns/dcnode{i}"] for i in (1, 2)}}
 
 
 def in_node(index, *argv):
@@ -21,7 +21,8 @@ def test_pod_traffic_stays_on_this_machine_on_every_node(nodes_cluster, index):
     dropped, first in mangle FORWARD (before kube-proxy's ACCEPT rules in filter FORWARD)."""
     rules = in_node(index, "iptables", "-t", "mangle", "-S", "DOCKERCOINS-NODE")
     assert "-A DOCKERCOINS-NODE -s 10.244.0.0/16 ! -d 10.244.0.0/16 -j DROP" in rules
-    assert in_node(index, "iptables", "-t", "mangle", "-S", "FORWARD")[1] == "-A FORWARD -j DOCKERCOINS-NODE"
+    forward = in_node(index, "iptables", "-t", "mangle", "-S", "FORWARD")
+    assert forward[1] == "-A FORWARD -j DOCKERCOINS-NODE"
     if index:
         # And the other nodes' namespaces have no route out at all: node 0 is their only neighbour.
         assert in_node(index, "ip", "route", "show", "default") == []

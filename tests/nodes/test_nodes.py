@@ -33,10 +33,12 @@ def test_three_nodes_ready_each_a_real_kubelet(nodes_cluster):
         ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"]
         assert ready[0]["status"] == "True", n["metadata"]["name"]
         assert n["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-    addresses = {a["address"] for n in nodes for a in n["status"]["addresses"] if a["type"] == "InternalIP"}
+    addresses = {a["address"] for n in nodes for a in n["status"]["addresses"]
+                 if a["type"] == "InternalIP"}
     ranges = [ipaddress.ip_network(n["spec"]["podCIDR"]) for n in nodes]
     assert len(addresses) == 3 and len(set(ranges)) == 3, (addresses, ranges)
-    assert all(r.subnet_of(ipaddress.ip_network("10.244.0.0/16")) and r.prefixlen == 24 for r in ranges)
+    cluster = ipaddress.ip_network("10.244.0.0/16")
+    assert all(r.subnet_of(cluster) and r.prefixlen == 24 for r in ranges)
     # Each answers the API server's node proxy itself: a kubelet of its own, not a stand-in.
     for name in NODE_NAMES:
         assert nodes_cluster.kubectl("get", "--raw", f"/api/v1/nodes/{name}/proxy/healthz") == "ok"
@@ -61,7 +63,8 @@ def test_pods_land_on_all_three_nodes_in_their_ranges(nodes_cluster, app):
         per_node[pod["spec"]["nodeName"]] = per_node.get(pod["spec"]["nodeName"], 0) + 1
     assert per_node == dict.fromkeys(NODE_NAMES, 2)
     for pod in app.cluster.get("pods", "-n", app.ns)["items"]:
-        assert ipaddress.ip_address(pod["status"]["podIP"]) in ranges[pod["spec"]["nodeName"]], pod["metadata"]["name"]
+        address = ipaddress.ip_address(pod["status"]["podIP"])
+        assert address in ranges[pod["spec"]["nodeName"]], pod["metadata"]["name"]
     for name in ("rng", "hasher", "redis"):
         assert [p["spec"]["nodeName"] for p in app.ready_pods(name)] == [SERVICES_NODE]
 
@@ -109,7 +112,8 @@ spec:
         messages = wait_until(failed_pull, 60, "the pull's Failed event")
         assert time.monotonic() - started < 30
         message = messages[0]
-        assert "docker.io/dockercoins/rng:v0.1" in message and "no resolve hosts" in message, message
+        assert "docker.io/dockercoins/rng:v0.1" in message, message
+        assert "no resolve hosts" in message, message
         assert "lookup" not in message and "dial tcp" not in message, message
     finally:
         nodes_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -4,8 +4,6 @@
 cluster at a time on this machine), in a cluster directory of its own."""
 import subprocess
 
-import pytest
-
 from helpers.node import FIGURES, NodeCluster, Release, host_state, leftovers, steady_speed
 from localapp import ROOT
 from scaling import model
