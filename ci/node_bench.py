@@ -96,6 +96,13 @@ def nodes_table(rows):
     return "\n".join(lines)
 
 
+def plot_rows(rows):
+    """The three-node rows as scaling.plot() takes them, R short: "DS×3 PreferSameNode"."""
+    short = {"DaemonSet": "DS", "Deployment": "Deploy"}
+    return [(w, f"{short[r.split()[0]]}×{r.split()[-1]} {b}", m, e, est)
+            for w, r, b, m, e, est in rows]
+
+
 def drain_while_mining(node, app, name):
     """`kubectl drain NAME` while the workers mine, then uncordon: the drain's seconds."""
     seconds = node.timed("kubectl", "drain", name, "--ignore-daemonsets", "--delete-emptydir-data",
@@ -145,8 +152,7 @@ def nodes_main(args):
     print()
     print(nodes_table(rows))
     path = Path(args.out) / "bench-nodes.png"
-    scaling.plot([(w, f"{r.split()[0][:2]}x{r.split()[-1]} {b[:6]}", m, e, est)
-                  for w, r, b, m, e, est in rows], path,
+    scaling.plot(plot_rows(rows), path,
                  title=f"DockerCoins on {args.nodes} real nodes: measured against the model")
     print(f"\nplot: {path}")
 
