@@ -1,13 +1,16 @@
 """`kubectl drain` on three real nodes while 6 workers mine, with rng as a DaemonSet and 2 replicas
 of hasher and webui behind their PodDisruptionBudgets: the drain completes, mining never stops for
-more than 5 s, and every loop is counted once. Then again with redis at 0 replicas, so webui is
-unready: the drain still completes (`unhealthyPodEvictionPolicy: AlwaysAllow`).
+more than 5 s, and every loop is counted once. Then again with redis at 0 replicas and both
+hashers unready (their budget with no room): the drain still completes
+(`unhealthyPodEvictionPolicy: AlwaysAllow`). Last, `ci/lab.py drain` does it and prints the counts.
 
 The tests of this module share one release and run in order."""
+import re
 import time
 
 import pytest
 
+from helpers.kube import run_lab
 from helpers.node import FIGURES, SPREAD_WORKERS, Release, Watch, final_totals
 from localapp import wait_until
 
@@ -88,3 +91,21 @@ def test_a_drain_with_redis_down_is_held_by_no_budget(app):
     held = [line for line in out.splitlines() if PDB_REFUSAL in line and "hasher-" in line]
     assert held == [], out
     app.cluster.kubectl("uncordon", node)
+
+
+def test_the_lab_drains_a_node_and_prints_the_counts(app):
+    """`ci/lab.py drain NODE` on the same release, redis and the hashers back, 3 workers mining."""
+    app.scale("redis", 1)
+    for pod in app.pods("hasher"):
+        app.post_in_pod(pod["metadata"]["name"], "/readyz/enable")
+    app.scale("worker", 3)
+    node = node_to_drain(app, without=("redis",))
+    code, out, err = run_lab(app.cluster.env, "-n", app.ns, "drain", node, "--seconds", "5")
+    assert code == 0, err
+    assert "nodes: 3 Ready of 3" in out, out
+    drained = rf"^drain of {node}: [\d.]+ s, mining stopped at most [\d.]+ s$"
+    assert re.search(drained, out, re.M), out
+    before, after = map(int, re.search(r"^hashes: (\d+) before the drain, (\d+) after$", out,
+                                       re.M).groups())
+    assert after > before, out
+    assert app.cluster.get("node", node)["spec"].get("unschedulable") is None   # uncordoned
