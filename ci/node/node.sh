@@ -395,7 +395,7 @@ node_cgroups_down() {
   local top dir
   for top in /sys/fs/cgroup/*/; do
     if [ "$1" -eq 0 ]; then dir=${top}kubepods; else dir=$top$(node_name "$1"); fi
-    [ -d "$dir" ] && { find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true; }
+    if [ -d "$dir" ]; then find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
   done
 }
 
