@@ -9,10 +9,17 @@
 #   ci/bench.sh --node [--seconds S]   the same cells on real pods of `ci/cluster.sh up --node`
 #                                      (root): build, up, install and idle figures, the table
 #                                      against the model, out/bench-node.png
+#   ci/bench.sh --nodes 3 [--seconds S]  the DaemonSet chapter on 3 real nodes (`up --nodes 3`):
+#                                      random against PreferSameNode, up, idle and drain
+#                                      figures, out/bench-nodes.png
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 if [ "${1:-}" = --node ]; then
   shift
+  ensure_venv
+  exec python "$ROOT/ci/node_bench.py" "$@"
+fi
+if [ "${1:-}" = --nodes ]; then
   ensure_venv
   exec python "$ROOT/ci/node_bench.py" "$@"
 fi

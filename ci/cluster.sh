@@ -8,6 +8,8 @@
 #/   ci/cluster.sh up --node       the same control plane with one real node instead of kwok:
 #/                                 containerd, kubelet, kube-proxy and CoreDNS (needs root); also
 #/                                 builds the app images and writes $CLUSTER_DIR/node-values.yaml
+#/   ci/cluster.sh up --nodes N    the same with N real nodes (1 to 3; --nodes 1 is --node), each
+#/                                 in a network namespace of its own (docs/node.md)
 #/   ci/cluster.sh down            stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
 #/   ci/cluster.sh status          which processes run, and the nodes
 #/   ci/cluster.sh env             prints `export KUBECONFIG=... PATH=...` for eval
@@ -21,7 +23,8 @@
 #/ Without --node no pod runs: kwok plays the kubelet, marks its nodes Ready and moves pods to
 #/ Running/Ready. Every listener is on 127.0.0.1, on free ports picked at start, so several kwok
 #/ clusters (one per CLUSTER_DIR) can run side by side. The node (ci/node/node.sh) listens on its own
-#/ bridge address, 10.244.0.1, which exists only on this machine; one node cluster runs at a time.
+#/ bridge address, 10.244.0.1, which exists only on this machine; one node cluster runs at a time
+#/ (the other nodes are 10.244.0.201 and .202, on that bridge).
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"   # ROOT, CACHE, say, die, usage, go_setup, go_build_module
@@ -256,6 +259,12 @@ up() {
   MODE=kwok
   case "${1:-}" in
     --node) MODE=node ;;
+    --nodes)
+      MODE=node
+      NODE_COUNT=${2:-}
+      [[ "$NODE_COUNT" =~ ^[1-9]$ ]] && [ "$NODE_COUNT" -le "$MAX_NODES" ] ||
+        die "up --nodes takes a count from 1 to $MAX_NODES, not '${2:-}'"
+      ;;
     "") ;;
     *) say "unknown argument to up: $1"; usage ;;
   esac
@@ -276,7 +285,7 @@ up() {
   read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT <<<"$(free_ports 5)"
   # The API server's flags that differ between the modes: who may do what, and how it reaches
   # a kubelet (a real one, or none for kwok).
-  local apiserver_mode_flags=()
+  local apiserver_mode_flags=() kcm_mode_flags=()
   if [ "$MODE" = node ]; then
     mkdir -p "$NODE_DIR"
     node_network_up
@@ -288,6 +297,8 @@ up() {
       --kubelet-client-key "$CLUSTER/pki/apiserver-kubelet-client.key"
       --kubelet-certificate-authority "$CLUSTER/pki/ca.crt"
       --kubelet-preferred-address-types InternalIP)
+    # Each node's pod range from the cluster range, as kubeadm's clusters have them.
+    kcm_mode_flags=(--allocate-node-cidrs=true --cluster-cidr "$CLUSTER_CIDR" --node-cidr-mask-size 24)
   else
     # See the kube-apiserver start below for --endpoint-reconciler-type none.
     apiserver_mode_flags=(--authorization-mode RBAC --endpoint-reconciler-type none)
@@ -329,7 +340,8 @@ up() {
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-    --use-service-account-credentials=true --leader-elect=false --profiling=false
+    --use-service-account-credentials=true --leader-elect=false --profiling=false \
+    ${kcm_mode_flags[@]+"${kcm_mode_flags[@]}"}
   start kube-scheduler "$KUBE_BIN/kube-scheduler" \
     --kubeconfig "$CLUSTER/scheduler.kubeconfig" \
     --authentication-kubeconfig "$CLUSTER/scheduler.kubeconfig" \
@@ -340,7 +352,7 @@ up() {
     node_images
     wait_for "the default ServiceAccount" 60 kc get serviceaccount default
     node_up
-    say "up in $((SECONDS - start)) s with node $NODE_NAME: export KUBECONFIG=$CLUSTER/kubeconfig"
+    say "up in $((SECONDS - start)) s with $NODE_COUNT node(s): export KUBECONFIG=$CLUSTER/kubeconfig"
     say "install the chart with: helm install dockercoins charts/dockercoins -f $CLUSTER/node-values.yaml --wait"
     return 0
   fi
@@ -398,8 +410,15 @@ down() {
 status() {
   local name rc=0
   local names=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-  [ "$(cat "$CLUSTER/mode" 2>/dev/null)" = node ] &&
-    names=(etcd kube-apiserver kube-controller-manager kube-scheduler registry containerd kubelet kube-proxy coredns)
+  if [ "$(cat "$CLUSTER/mode" 2>/dev/null)" = node ]; then
+    names=(etcd kube-apiserver kube-controller-manager kube-scheduler registry coredns)
+    local i count
+    count=$(cat "$NODE_DIR/count" 2>/dev/null || echo 1)
+    [ "$count" -gt 1 ] && names+=(registry-nodes)
+    for i in $(seq 0 $((count - 1))); do
+      names+=("$(node_proc containerd "$i")" "$(node_proc kubelet "$i")" "$(node_proc kube-proxy "$i")")
+    done
+  fi
   for name in "${names[@]}"; do
     if running "$name"; then echo "$name: running (pid $(cat "$CLUSTER/pids/$name"))"; else echo "$name: stopped"; rc=1; fi
   done
@@ -409,7 +428,7 @@ status() {
 
 case "${1:-}" in
   build) build "${2:-}" ;;
-  up) up "${2:-}" ;;
+  up) up "${@:2}" ;;
   down) down ;;
   status) status ;;
   env) echo "export KUBECONFIG=$CLUSTER/kubeconfig PATH=$TOOLS_BIN:\$PATH" ;;

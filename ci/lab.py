@@ -6,6 +6,7 @@
   ci/lab.py measure [--seconds S]                  hashes/s from webui's /json
   ci/lab.py experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S] [--out PNG]
   ci/lab.py gate [--junit XML] [--table MD]        the pipeline's physics check, W=1 and W=10 on 1 rng
+  ci/lab.py drain NODE [--seconds S]               kubectl drain NODE while mining, uncordon, counts
 
 The cluster is the current context of KUBECONFIG (~/.kube/config by default; in a pod, its own
 ServiceAccount). The release's objects are found by their labels (app.kubernetes.io/instance and
@@ -284,6 +285,17 @@ class Lab:
         count scaled by hand is passed on, so the upgrade does not reset it."""
         if kind not in ("DaemonSet", "Deployment"):
             raise LabError(f"rng-kind takes DaemonSet or Deployment, not {kind!r}")
+        self.helm_upgrade(f"rng.kind={kind}", "rng.replicaCount=null", chart=chart, timeout=timeout)
+
+    def traffic_distribution(self, value, chart=CHART, timeout=180.0):
+        """rng's Service `spec.trafficDistribution` (PreferSameNode; "" for none) with `helm
+        upgrade`, as rng_kind does."""
+        self.helm_upgrade(f"rng.service.trafficDistribution={value}", chart=chart, timeout=timeout)
+
+    def helm_upgrade(self, *sets, chart=CHART, timeout=180.0):
+        """`helm upgrade --reset-then-reuse-values --set SET...` of the release (plain
+        --reuse-values brings back a replicaCount set to null: a Helm bug). The worker count
+        scaled by hand is passed on, so the upgrade does not reset it."""
         self.helm = True
         workers = self.deployment("worker").spec.replicas or 0
         helm = shutil.which("helm") or shutil.which("helm", path=str(ROOT / ".tools" / "bin"))
@@ -291,11 +303,12 @@ class Lab:
             raise LabError("helm not found on PATH.\nFix: install Helm 3.14+ "
                            "(`ci/tools.sh helm` puts it in .tools/bin).")
         argv = [helm, "upgrade", self.release, str(chart), "-n", self.ns,
-                "--reset-then-reuse-values", "--set", f"rng.kind={kind}",
-                "--set", "rng.replicaCount=null", "--set", f"worker.replicaCount={workers}"]
+                "--reset-then-reuse-values"]
+        for value in (*sets, f"worker.replicaCount={workers}"):
+            argv += ["--set", value]
         if self.kubeconfig:
             argv += ["--kubeconfig", self.kubeconfig]
-        self.progress(f"helm upgrade {self.release}: rng.kind={kind}")
+        self.progress(f"helm upgrade {self.release}: " + ", ".join(sets))
         proc = subprocess.run(argv, capture_output=True, text=True)
         self.progress.done()
         if proc.returncode != 0:
@@ -306,6 +319,70 @@ class Lab:
                            "Fix: the error above; helm needs rights on the release's objects "
                            "and its Secrets in the namespace.")
         self.wait(["rng", "worker"], timeout)
+
+    # --- the nodes --------------------------------------------------------------------------
+    def nodes(self):
+        """(Ready nodes, all nodes), or None when the credentials may not list nodes (nodes
+        are cluster-wide, beyond the namespace's Role)."""
+        try:
+            items = self.call(self.core.list_node).items
+        except LabError as e:
+            if "forbidden:" in str(e):
+                return None
+            raise
+        ready = [n for n in items if any(c.type == "Ready" and c.status == "True"
+                                         for c in n.status.conditions or [])]
+        return len(ready), len(items)
+
+    def nodes_line(self):
+        counted = self.nodes()
+        if counted is None:
+            return "nodes: not known (listing nodes is beyond the namespace's rights)"
+        return f"nodes: {counted[0]} Ready of {counted[1]}"
+
+    def drain(self, node, seconds=20.0, timeout=180.0):
+        """`kubectl drain NODE --ignore-daemonsets --delete-emptydir-data` while the workers
+        mine, then `kubectl uncordon NODE`. Returns the figures: the speed before and after
+        (hashes/s), the drain's seconds, the longest time `hashes` did not rise during it, and
+        the `hashes` counter before and after. Needs rights on nodes and evictions (a
+        cluster admin's)."""
+        kubectl = (shutil.which("kubectl")
+                   or shutil.which("kubectl", path=str(ROOT / ".tools" / "bin")))
+        if not kubectl:
+            raise LabError("kubectl not found on PATH.\nFix: `ci/tools.sh kubectl` puts it in "
+                           ".tools/bin.")
+        config = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
+        figures = {"before": self.measure(seconds), "hashes before": self.hashes()}
+        self.progress(f"draining {node}")
+        started = time.monotonic()
+        proc = subprocess.Popen([kubectl, *config, "drain", node, "--ignore-daemonsets",
+                                 "--delete-emptydir-data", f"--timeout={int(timeout)}s"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rises, last = [started], figures["hashes before"]
+        while proc.poll() is None:
+            try:
+                now = self.hashes()
+            except LabError:
+                now = last   # a webui pod moving: the next sample tells
+            if now > last:
+                rises.append(time.monotonic())
+            last = now
+            time.sleep(0.5)
+        figures["drain seconds"] = time.monotonic() - started
+        rises.append(time.monotonic())
+        figures["longest stop seconds"] = max(b - a for a, b in zip(rises, rises[1:]))
+        self.progress.done()
+        _, err = proc.communicate()
+        uncordon = subprocess.run([kubectl, *config, "uncordon", node], capture_output=True,
+                                  text=True)
+        if proc.returncode != 0 or uncordon.returncode != 0:
+            raise LabError(f"kubectl drain {node} failed:\n{(err or uncordon.stderr).strip()}\n"
+                           "Fix: the error above (a drain needs rights on nodes and on "
+                           "pods/eviction; a PodDisruptionBudget with no room holds it).")
+        self.wait(["worker"], timeout)
+        figures["after"] = self.measure(seconds)
+        figures["hashes after"] = self.hashes()
+        return figures
 
     # --- the speed ------------------------------------------------------------------------
     def webui(self):
@@ -396,10 +473,11 @@ class Lab:
         return scaling.row(workers, ready_rng, speed)
 
     def experiment(self, workers=(1, 2, 3, 5, 10), rng=3, daemonset=False, seconds=20.0,
-                   settle=10.0, timeout=180.0, chart=CHART):
+                   settle=10.0, timeout=180.0, chart=CHART, balancing=("random",)):
         """The workshop: WORKERS on one rng, then the most workers on RNG rng (or an rng
-        DaemonSet). Returns the rows, one per step (scaling.row()); a DaemonSet step's R is its
-        ready rng pods followed by DAEMONSET_MARK."""
+        DaemonSet, once per BALANCING: random, PreferSameNode). Returns the rows, one per step
+        (scaling.row()); a DaemonSet step's R is its ready rng pods followed by DAEMONSET_MARK
+        (and the balancing when it is not random)."""
         if self.workload("rng")[0] == "DaemonSet":
             self.rng_kind("Deployment", chart, timeout)
         rows = []
@@ -409,13 +487,25 @@ class Lab:
         top = max(workers)
         if daemonset:
             self.rng_kind("DaemonSet", chart, timeout)
-            w, r, *rest = self.step(top, None, seconds, settle, timeout)
-            rows.append((w, f"{r} {DAEMONSET_MARK}", *rest))
+            rows += self.daemonset_rows(top, balancing, seconds, settle, timeout, chart)
         else:
             rows.append(self.step(top, rng, seconds, settle, timeout))
         print(f"W={top} R={rows[-1][1]}: {rows[-1][2]:.2f} hashes/s", file=sys.stderr)
         return rows
 
+
+    def daemonset_rows(self, workers, balancing, seconds, settle, timeout, chart):
+        """The DaemonSet step once per balancing mode; rng's Service is left with none set."""
+        rows = []
+        for mode in balancing:
+            self.traffic_distribution("" if mode == "random" else mode, chart, timeout)
+            w, r, *rest = self.step(workers, None, seconds, settle, timeout)
+            mark = DAEMONSET_MARK + ("" if mode == "random" else f" {mode}")
+            rows.append((w, f"{r} {mark}", *rest))
+            print(f"W={w} R={rows[-1][1]}: {rows[-1][2]:.2f} hashes/s", file=sys.stderr)
+        if balancing != ("random",):
+            self.traffic_distribution("", chart, timeout)
+        return rows
 
     def gate(self, seconds=20.0, settle=10.0, timeout=180.0):
         """The pipeline's physics check: GATE_CELLS measured, then the worker and rng replicas
@@ -432,6 +522,16 @@ class Lab:
             for component, replicas in before.items():
                 self.scale(component, replicas)
         return rows, gate_checks(rows)
+
+
+def print_drain(lab, node, figures):
+    """The drain's figures, one line each."""
+    print(lab.nodes_line())
+    print(f"before: {figures['before']:.2f} hashes/s")
+    print(f"drain of {node}: {figures['drain seconds']:.1f} s, mining stopped at most "
+          f"{figures['longest stop seconds']:.1f} s")
+    print(f"after uncordon: {figures['after']:.2f} hashes/s")
+    print(f"hashes: {figures['hashes before']} before the drain, {figures['hashes after']} after")
 
 
 def gate_checks(rows):
@@ -525,6 +625,13 @@ def parser():
                    help="seconds between a ready rollout and its window (default 10)")
     e.add_argument("--out", default=str(ROOT / "out" / "lab.png"), help="the plot (PNG)")
     e.add_argument("--chart", default=str(CHART), help="the chart, for --daemonset")
+    e.add_argument("--balancing", choices=("random", "PreferSameNode", "both"), default="random",
+                   help="with --daemonset: rng's Service trafficDistribution for the DaemonSet "
+                   "row (both: a row for each)")
+    d = sub.add_parser("drain", help="kubectl drain a node while mining, uncordon it, and print "
+                       "the speed, the longest stop and the counts")
+    d.add_argument("node")
+    d.add_argument("--seconds", type=float, default=20.0, help="window before and after")
     g = sub.add_parser("gate", help="the pipeline's physics check: fails unless 1 worker mines "
                        "3.33/s and 10 workers on 1 rng plateau at 10/s (within 15%%)")
     g.add_argument("--seconds", type=float, default=20.0, help="window per cell (default 20)")
@@ -550,6 +657,8 @@ def main(argv=None):
             print(f"rng: {args.kind}")
         elif args.command == "measure":
             print(f"{lab.measure(args.seconds):.2f} hashes/s")
+        elif args.command == "drain":
+            print_drain(lab, args.node, lab.drain(args.node, args.seconds, args.timeout))
         elif args.command == "gate":
             started = time.monotonic()
             rows, checks = lab.gate(args.seconds, args.settle, args.timeout)
@@ -567,8 +676,11 @@ def main(argv=None):
                       file=sys.stderr)
                 return 1
         else:
+            balancing = (("random", "PreferSameNode") if args.balancing == "both"
+                         else (args.balancing,))
             rows = lab.experiment(args.workers, args.rng, args.daemonset, args.seconds,
-                                  args.settle, args.timeout, args.chart)
+                                  args.settle, args.timeout, args.chart, balancing)
+            print(lab.nodes_line())
             print(scaling.table(rows))
             # The plot's bar labels are short: "W=10 R=1 DS".
             short = [(w, str(r).replace(DAEMONSET_MARK, "DS"), *rest) for w, r, *rest in rows]

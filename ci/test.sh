@@ -68,8 +68,9 @@ if wants workshop; then
   ci/tools.sh helm kubectl
 fi
 if wants cluster || wants workshop || wants lab; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
-# The real node: containerd and CNI (apt), kubelet, kube-proxy and CoreDNS (Go), the images.
-if wants node; then ci/cluster.sh build --node; fi
+# The real node (tests/node) and three of them (tests/nodes): containerd and CNI (apt), kubelet,
+# kube-proxy and CoreDNS (Go), the images.
+if wants node || wants nodes; then ci/cluster.sh build --node; fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
 # Every temporary file of the run (pytest's tmp_path, process logs, gitlab-ci-local's folders)

@@ -4,6 +4,7 @@ before `up` and after `down`."""
 import json
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from helpers.kube import CHART, component
 from localapp import counter_slope, wait_until
 
 RELEASE = "dockercoins"
+# The nodes of `ci/cluster.sh up --nodes 3` (node 0 is the one of `up --node`).
+NODE_NAMES = ["dockercoins-node", "dockercoins-node-1", "dockercoins-node-2"]
+# helm arguments that spread the workers evenly over the nodes (at most one more on any node).
+# nodeTaintsPolicy Honor: a cordoned or lost node (tainted) is no domain to spread over, or its 0
+# workers would keep the evicted ones Pending.
+SPREAD_WORKERS = ["--set", "worker.topologySpreadConstraints[0].maxSkew=1",
+                  "--set", "worker.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+                  "--set", "worker.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+                  "--set", "worker.topologySpreadConstraints[0].nodeTaintsPolicy=Honor"]
 FIGURES = {}
 WORKER_TOTAL = re.compile(r"final flush done: (\d+) loops in all")
 
@@ -84,6 +94,14 @@ class Release:
         wait_until(lambda: len(self.pods(name)) == replicas, timeout,
                    f"{replicas} {name} pods (terminated ones gone)")
 
+    def post_in_pod(self, pod, path):
+        """POST to the pod's own port 8080, from inside it (`kubectl exec`: the images carry
+        python3): the probes' switches, /readyz/disable and the like. Returns the JSON answer."""
+        return json.loads(self.kubectl("exec", pod, "--", "python3", "-c", (
+            "import sys, urllib.request; print(urllib.request.urlopen(urllib.request.Request("
+            "'http://127.0.0.1:8080' + sys.argv[1], method='POST'), timeout=5).read().decode())"),
+            path))
+
     def redis(self, *command):
         """A redis-cli command run in the redis pod: its raw answer."""
         return self.kubectl("exec", "deploy/redis", "--", "redis-cli", *command).strip()
@@ -119,6 +137,52 @@ class Release:
         wait_until(lambda: not self.pods("worker"), 120, "every worker pod gone")
 
 
+class Watch:
+    """While the body runs: redis `hashes` every 0.2 s (through webui's /json), and `kubectl logs
+    -f` of every worker pod once its container runs, so a replaced pod's final flush is kept."""
+
+    def __init__(self, release):
+        self.release = release
+        self.samples = []        # (monotonic time, hashes)
+        self.followers = {}
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self.poll_hashes),
+                        threading.Thread(target=self.follow)]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        for thread in self.threads:
+            thread.join()
+
+    def poll_hashes(self):
+        while not self.done.wait(0.2):
+            try:
+                self.samples.append((time.monotonic(), self.release.json()["hashes"]))
+            except Exception:
+                pass   # a webui pod moving: the next sample tells
+
+    def follow(self):
+        while not self.done.wait(0.5):
+            self.follow_new()
+
+    def follow_new(self):
+        for pod in self.release.pods("worker"):
+            name = pod["metadata"]["name"]
+            states = pod["status"].get("containerStatuses") or [{}]
+            if name not in self.followers and "running" in states[0].get("state", {}):
+                self.followers.update(self.release.follow_logs([name]))
+
+    def longest_stop(self):
+        """The longest time, in s, between two samples where `hashes` rose."""
+        rises = [t for (t, h), (_, before) in zip(self.samples[1:], self.samples) if h > before]
+        return max(b - a for a, b in zip(rises, rises[1:]))
+
+
 def installed_release(cluster, prefix):
     """The chart installed in a fresh namespace named from prefix, uninstalled after: a
     fixture's body."""
@@ -151,8 +215,9 @@ def steady_speed(release, seconds=15.0, settle=6.0):
 
 # --- the host, before `up` and after `down` ------------------------------------------------------
 def host_state():
-    """What `up --node` changes on this machine: interfaces, firewall chains and FORWARD rules,
-    mounts, the kubelet's cgroups, forwarding sysctls, and node processes."""
+    """What `up --node` or `up --nodes N` changes on this machine: interfaces, network namespaces,
+    routes, firewall chains and FORWARD rules, mounts, the kubelets' cgroups, forwarding sysctls,
+    and node processes."""
     def run(*argv):
         return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
 
@@ -170,7 +235,10 @@ def host_state():
         "firewall chains": set().union(*(chains(*t) for t in tables)),
         "firewall rules": set().union(*(rules(*t) for t in tables)),
         "mounts": set(run("findmnt", "-rn", "-o", "TARGET").splitlines()),
-        "cgroups": {str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")},
+        "cgroups": {str(p) for pattern in ("*/kubepods", "*/dockercoins-node*")
+                    for p in Path("/sys/fs/cgroup").glob(pattern)},
+        "network namespaces": set(run("ip", "netns", "list").split()),
+        "routes": set(run("ip", "route", "show").splitlines()),
         "socket dirs": {str(p) for p in Path("/run").glob("dockercoins-node-*")},
         "sysctls": {name: Path(f"/proc/sys/{name}").read_text().strip() for name in
                     ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")},
@@ -191,3 +259,58 @@ def leftovers(before, after):
         elif now - before[key]:
             found[key] = sorted(now - before[key])
     return found
+
+
+def print_figures(terminalreporter):
+    """The figures of the node tests, once per session (tests/node and tests/nodes both ask)."""
+    if FIGURES and not getattr(print_figures, "done", False):
+        print_figures.done = True
+        terminalreporter.section("node")
+        for key, value in FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")
+
+
+# --- one node cluster at a time ------------------------------------------------------------------
+UP = []   # the node clusters this session started and has not taken down yet
+
+
+def session_node_cluster(tmp_path_factory, name, *up_args, figure="up_to_node_ready_seconds"):
+    """`ci/cluster.sh up UP_ARGS` in a directory of its own, then `down`: a session fixture's body.
+    Only one node cluster may run on the machine, so another one this session started (the
+    tests/node one, when tests/nodes runs after it) is taken down first."""
+    while UP:
+        UP.pop().script("down")
+    before = host_state()
+    c = NodeCluster(tmp_path_factory.mktemp(name))
+    c.host_before = before
+    started = time.monotonic()
+    try:
+        c.script("up", *up_args)
+    except kube.Failed:
+        c.script("down")
+        raise
+    FIGURES[figure] = round(time.monotonic() - started, 1)
+    UP.append(c)
+    try:
+        yield c
+    finally:
+        c.script("down")   # again after a test that took it down: a no-op then
+        if c in UP:
+            UP.remove(c)
+
+
+def rng_served(release):
+    """{node: (requests, seconds)} of rng's work route `/<n>` on each node: the count and sum of
+    each rng pod's http_request_duration_seconds histogram (queueing included), read through the
+    API server's pod proxy."""
+    served = {}
+    for pod in release.ready_pods("rng"):
+        text = release.raw(f"/api/v1/namespaces/{release.ns}/pods/{pod['metadata']['name']}:8080"
+                           "/proxy/metrics")
+        figures = {"count": 0.0, "sum": 0.0}
+        for kind, labels, value in re.findall(
+                r"^http_request_duration_seconds_(count|sum)\{([^}]*)\} (\S+)$", text, re.M):
+            if 'route="/<n>"' in labels:
+                figures[kind] += float(value)
+        served[pod["spec"]["nodeName"]] = (figures["count"], figures["sum"])
+    return served

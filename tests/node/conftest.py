@@ -2,33 +2,19 @@
 containerd, kubelet, kube-proxy and CoreDNS running the chart's pods for real; one namespace and
 release per module."""
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from dashboard_page import chromium
-from helpers import kube, node
+from helpers import node
 from localapp import free_port, wait_http_ok
 
 
 @pytest.fixture(scope="session")
 def node_cluster(tmp_path_factory):
     """`ci/cluster.sh up --node` in a directory of its own, then `down`, which must leave nothing."""
-    before = node.host_state()
-    c = node.NodeCluster(tmp_path_factory.mktemp("node"))
-    c.host_before = before
-    started = time.monotonic()
-    try:
-        c.script("up", "--node")
-    except kube.Failed:
-        c.script("down")
-        raise
-    node.FIGURES["up_to_node_ready_seconds"] = round(time.monotonic() - started, 1)
-    try:
-        yield c
-    finally:
-        c.script("down")   # again after test_down_leaves_nothing: a no-op then
+    yield from node.session_node_cluster(tmp_path_factory, "node", "--node")
 
 
 # Run last of this folder, in this order: `down` after every other test has used the session's
@@ -79,7 +65,4 @@ def page(webui_url):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if node.FIGURES:
-        terminalreporter.section("node")
-        for key, value in node.FIGURES.items():
-            terminalreporter.write_line(f"{key}: {value}")
+    node.print_figures(terminalreporter)

@@ -23,7 +23,7 @@ SCANS = {f"container-scanning: [{service}]" for service in SERVICES}
 # The tiers of tests/tiers.txt a shared runner runs (no root on the host, no node), and those it
 # cannot.
 SHARED_RUNNER_TIERS = ["fast", "cluster"]
-OWN_MACHINE_TIERS = {"images", "node"}
+OWN_MACHINE_TIERS = {"images", "node", "nodes"}
 TESTS = {f"test: [{tier}]" for tier in SHARED_RUNNER_TIERS}
 JOBS = {"lint", "test", "build", "sbom", "container-scanning", "chart", "staging", "gate-staging",
         "review", "gate-review", "stop-review", "production", "release", "rollback"}
@@ -308,7 +308,7 @@ def test_the_test_job_runs_every_tier_a_shared_runner_can(preview):
 def test_an_unknown_tier_is_refused_with_the_list():
     proc = subprocess.run([str(ROOT / "ci" / "test.sh"), "fsat"], capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "no tier named 'fsat'; the tiers: fast cluster images node" in proc.stderr
+    assert "no tier named 'fsat'; the tiers: fast cluster images node nodes" in proc.stderr
 
 
 def test_every_values_file_is_in_git_per_environment():

@@ -1,0 +1,80 @@
+"""`helm upgrade` with a new image tag under load, as LKE's node recycle rolls every pod: with 2
+webui and 2 hasher replicas, rng as a DaemonSet and 6 workers mining, webui's `/json` polled 5 times
+a second through its Service (by a pod on node 1, by name, so node 1's kube-proxy picks the
+webui pod) answers 200 every time: 0 5xx and no refused connection."""
+import json
+import time
+
+import pytest
+
+from helpers.node import FIGURES, SPREAD_WORKERS, Release, steady_speed
+from localapp import wait_until
+from scaling import random_balancing
+
+POLL_SECONDS = 0.2
+# The poller, in a pod: GET http://webui/json every POLL_SECONDS, one HTTP code a line (0: no
+# answer within 2 s, or a refused connection).
+POLL = f"""
+import time, urllib.error, urllib.request
+end = time.monotonic() + 600
+while time.monotonic() < end:
+    try:
+        code = urllib.request.urlopen("http://webui/json", timeout=2).status
+    except urllib.error.HTTPError as error:
+        code = error.code
+    except Exception:
+        code = 0
+    print(code, flush=True)
+    time.sleep({POLL_SECONDS})
+"""
+
+
+@pytest.fixture(scope="module")
+def app(nodes_cluster):
+    release = Release(nodes_cluster, nodes_cluster.new_namespace("upgrade"))
+    release.install("--set", "rng.kind=DaemonSet", "--set", "worker.replicaCount=6",
+                    *SPREAD_WORKERS,
+                    "--set", "hasher.replicaCount=2", "--set", "webui.replicaCount=2")
+    yield release
+    release.uninstall()
+
+
+def start_poller(app):
+    """The poller pod (the httping image, which has python3), on node 1, Running."""
+    app.cluster.apply(json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "poller", "namespace": app.ns},
+        "spec": {"nodeName": "dockercoins-node-1", "restartPolicy": "Never",
+                 "containers": [{
+                     "name": "poller", "command": ["python3", "-c", POLL],
+                     "image": f"{app.cluster.registry}/dockercoins/httping:bookworm"}]}}))
+    wait_until(lambda: app.cluster.get("pod", "-n", app.ns, "poller")["status"]["phase"]
+               == "Running", 60, "the poller running")
+
+
+def test_an_image_upgrade_under_load_answers_200_throughout(app):
+    old = (app.cluster.dir / "node" / "image-tag").read_text().strip()
+    new = f"{old}-next"
+    app.cluster.publish_images(new)
+    start_poller(app)
+    time.sleep(3)
+    started = time.monotonic()
+    app.helm("upgrade", "dockercoins", "charts/dockercoins", "--reuse-values",
+             "--set", f"global.image.tag={new}", "--wait", "--timeout", "5m", timeout=360)
+    for name in ("hasher", "webui", "worker"):
+        app.kubectl("rollout", "status", f"deployment/{name}", "--timeout=180s", timeout=200)
+    app.kubectl("rollout", "status", "daemonset/rng", "--timeout=180s", timeout=200)
+    FIGURES["upgrade_rollout_seconds"] = round(time.monotonic() - started, 1)
+    time.sleep(3)
+    codes = app.kubectl("logs", "poller").split()
+    app.kubectl("delete", "pod", "poller", "--wait=false")
+    seconds = time.monotonic() - started
+    FIGURES["upgrade_json_answers"] = {code: codes.count(code) for code in sorted(set(codes))}
+    assert len(codes) >= 0.5 * (seconds + 3) / POLL_SECONDS, len(codes)
+    assert [c for c in codes if c.startswith("5")] == []
+    assert set(codes) == {"200"}, FIGURES["upgrade_json_answers"]
+    # Every app pod now runs the new tag, and mining goes on.
+    for name in ("rng", "hasher", "worker", "webui"):
+        wanted = {f"{app.cluster.registry}/dockercoins/{name}:{new}"}
+        wait_until(lambda: {p["spec"]["containers"][0]["image"] for p in app.pods(name)} == wanted,
+                   60, f"only {name} pods of the new tag (the old ones gone)")
+    assert steady_speed(app, settle=5, seconds=10) >= 0.7 * random_balancing(6, 3)
