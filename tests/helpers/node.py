@@ -1,7 +1,9 @@
 """Helpers for the tests on the real node of `ci/cluster.sh up --node`: the release under test, the
 app's numbers read through the API server (service and pod proxies), and what the host looks like
 before `up` and after `down`."""
+import fcntl
 import json
+import os
 import re
 import subprocess
 import threading
@@ -274,10 +276,51 @@ def print_figures(terminalreporter):
 UP = []   # the node clusters this session started and has not taken down yet
 
 
+NODE_LOCK = Path("/tmp/dockercoins-node.lock")
+_held = []
+
+
+def hold_node_lock():
+    """Take the machine-wide node lock (flock on NODE_LOCK, as `flock /tmp/dockercoins-node.lock
+    ...` takes it) for the rest of this process, waiting while another run holds it: one node
+    cluster per machine. Taken once per process, so tests/node and tests/nodes in one session
+    do not wait on each other."""
+    if _held:
+        return
+    lock = open(NODE_LOCK, "a")   # kept open: the lock lives as long as the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if lock_holder(NODE_LOCK) not in ancestors():   # `flock ... ci/test.sh` holds it for us
+            fcntl.flock(lock, fcntl.LOCK_EX)
+    _held.append(lock)
+
+
+def lock_holder(path):
+    """The pid holding a flock on PATH, from /proc/locks (`ID: FLOCK ADVISORY WRITE PID
+    MAJ:MIN:INODE ...`), or None."""
+    inode = path.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == "FLOCK" and int(fields[5].rsplit(":", 1)[1]) == inode:
+            return int(fields[4])
+    return None
+
+
+def ancestors():
+    """This process's parent, its parent, and so on up to pid 1."""
+    pids, pid = set(), os.getppid()
+    while pid > 1:
+        pids.add(pid)
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return pids
+
+
 def session_node_cluster(tmp_path_factory, name, *up_args, figure="up_to_node_ready_seconds"):
     """`ci/cluster.sh up UP_ARGS` in a directory of its own, then `down`: a session fixture's body.
     Only one node cluster may run on the machine, so another one this session started (the
     tests/node one, when tests/nodes runs after it) is taken down first."""
+    hold_node_lock()
     while UP:
         UP.pop().script("down")
     before = host_state()
