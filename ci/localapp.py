@@ -278,9 +278,10 @@ class LocalApp:
             self.seen.update(process_tree(self.process.pid))
             os.kill(self.process.pid, signal.SIGINT)
             try:
-                self.process.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
+                self.process.proc.wait(60)
+            except subprocess.TimeoutExpired:  # then SIGTERM to all: the exit code says 143
+                print("ci/up.sh still running 60 s after SIGINT; its output:\n"
+                      + self.output()[-3000:], file=sys.stderr)
         return self.process.stop()
 
     def left_running(self):

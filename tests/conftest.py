@@ -1,4 +1,8 @@
-"""Fixtures shared by every test folder: real redis-server and real gunicorn processes."""
+"""Fixtures shared by every test folder: real redis-server and real gunicorn processes; and the
+run's time per test folder and tier, printed at the end (the CI clock's budget is kept by it)."""
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
 # Assertions in the helpers package (shared test bodies among them) report like a test's own.
@@ -34,3 +38,29 @@ def hasher_service():
     proc = gunicorn("hasher")
     yield proc
     proc.stop()
+
+
+# Seconds per test folder: setup, call and teardown, so a module fixture's cost (a cluster's `up`,
+# a release's install) counts to the folder that asked for it.
+FOLDER_SECONDS = Counter()
+TIERS = Path(__file__).parent / "tiers.txt"
+
+
+def pytest_runtest_logreport(report):
+    FOLDER_SECONDS[Path(report.fspath).parent.name] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FOLDER_SECONDS:
+        return
+    tier_of = {folder: line.split()[0] for line in TIERS.read_text().splitlines()
+               if line.strip() and not line.startswith("#") for folder in line.split()[1:]}
+    terminalreporter.section("time per tier and test folder (minutes)")
+    by_tier = Counter()
+    for folder, seconds in FOLDER_SECONDS.items():
+        by_tier[tier_of.get(folder, "?")] += seconds
+    for tier, seconds in by_tier.items():
+        folders = ", ".join(f"{folder} {FOLDER_SECONDS[folder] / 60:.1f}"
+                            for folder in sorted(FOLDER_SECONDS) if tier_of.get(folder, "?") == tier)
+        terminalreporter.write_line(f"{tier:<8} {seconds / 60:5.1f}   ({folders})")
+    terminalreporter.write_line(f"{'all':<8} {sum(FOLDER_SECONDS.values()) / 60:5.1f}")
