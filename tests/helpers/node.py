@@ -3,6 +3,7 @@ app's numbers read through the API server (service and pod proxies), and what th
 before `up` and after `down`."""
 import json
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -174,8 +175,11 @@ def host_state():
         "socket dirs": {str(p) for p in Path("/run").glob("dockercoins-node-*")},
         "sysctls": {name: Path(f"/proc/sys/{name}").read_text().strip() for name in
                     ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")},
+        # kube-router's policy controller matches policies with ipsets (with --network-policy).
+        "ipsets": set(run("ipset", "list", "-n").splitlines()) if shutil.which("ipset") else set(),
         "processes": {line for line in run("ps", "-eo", "args").splitlines()
-                      if re.search(r"\b(kubelet|kube-proxy|coredns|containerd|docker-registry)\b", line)
+                      if re.search(r"\b(kubelet|kube-proxy|kube-router|coredns|containerd|docker-registry)\b",
+                                   line)
                       and "pytest" not in line},
     }
 
