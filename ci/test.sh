@@ -48,6 +48,8 @@ fi
 if wants cluster || wants workshop || wants lab; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
 # The real node: containerd and CNI (apt), kubelet, kube-proxy and CoreDNS (Go), the images.
 if wants node; then ci/cluster.sh build --node; fi
+# tests/netpol: the node plus kube-router's policy controller (ci/node/kube-router.sh) and ipset.
+if wants netpol; then ci/cluster.sh build --node --network-policy; fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
 # Every temporary file of the run (pytest's tmp_path, process logs, gitlab-ci-local's folders)
