@@ -80,8 +80,12 @@ kube_router_up() {
   if [ -n "$ns" ]; then cmd=(ip netns exec "$ns" "${cmd[@]}"); fi
   start "kube-router-$node" "${cmd[@]}"
   # Ready once its top-level chain is in FORWARD: from then on every pod's traffic passes it.
-  wait_for "kube-router's policy chains on $node" 60 \
-    in_netns "$ns" iptables -w -t filter -C FORWARD -j KUBE-ROUTER-FORWARD
+  wait_for "kube-router's policy chains on $node" 60 kube_router_ready "$ns"
+}
+
+# (The jump carries a comment of kube-router's, so `iptables -C` without it would not match.)
+kube_router_ready() {
+  in_netns "$1" iptables -w -t filter -S FORWARD | grep -q -- "-j KUBE-ROUTER-FORWARD\( \|\$\)"
 }
 
 kube_router_down() {
