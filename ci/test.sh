@@ -71,6 +71,8 @@ if wants cluster || wants workshop || wants lab; then ci/cluster.sh build; fi   
 # The real node (tests/node) and three of them (tests/nodes): containerd and CNI (apt), kubelet,
 # kube-proxy and CoreDNS (Go), the images.
 if wants node || wants nodes; then ci/cluster.sh build --node; fi
+# tests/netpol: the node plus kube-router's policy controller (ci/node/kube-router.sh) and ipset.
+if wants netpol; then ci/cluster.sh build --node --network-policy; fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
 # Every temporary file of the run (pytest's tmp_path, process logs, gitlab-ci-local's folders)

@@ -218,6 +218,7 @@ subjectAltName=IP:$(node_ip "$i"),DNS:$name"
   cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "$client"
   cert kube-proxy "/CN=system:kube-proxy" "$client"   # bound to system:node-proxier by default
   cert coredns "/CN=system:coredns" "$client"         # bound below to CoreDNS's own ClusterRole
+  cert kube-router "/CN=system:kube-router" "$client" # bound by ci/node/kube-router.sh
 }
 
 # ---- images ---------------------------------------------------------------------------------------
@@ -501,6 +502,10 @@ node_down() {
   done
   [ -f "$CLUSTER/pids/coredns" ] && pids+=("$(cat "$CLUSTER/pids/coredns")")
   [ ${#pids[@]} -gt 0 ] && { kill "${pids[@]}" 2>/dev/null || true; }
+  # Each node's policy controller, its chains and ipsets (while the node's namespace is there).
+  for i in $(seq 0 $((MAX_NODES - 1))); do
+    kube_router_down "$(node_name "$i")" "$([ "$i" -eq 0 ] || node_netns "$i")"
+  done
   # The pods' processes: each runs under a containerd shim of its node's containerd.
   for i in $(seq 0 $((MAX_NODES - 1))); do
     sock=$(node_socket "$i")

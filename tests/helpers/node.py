@@ -5,6 +5,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -244,8 +245,11 @@ def host_state():
         "socket dirs": {str(p) for p in Path("/run").glob("dockercoins-node-*")},
         "sysctls": {name: Path(f"/proc/sys/{name}").read_text().strip() for name in
                     ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")},
+        # kube-router's policy controller matches policies with ipsets (with --network-policy).
+        "ipsets": set(run("ipset", "list", "-n").splitlines()) if shutil.which("ipset") else set(),
         "processes": {line for line in run("ps", "-eo", "args").splitlines()
-                      if re.search(r"\b(kubelet|kube-proxy|coredns|containerd|docker-registry)\b", line)
+                      if re.search(r"\b(kubelet|kube-proxy|kube-router|coredns|containerd|docker-registry)\b",
+                                   line)
                       and "pytest" not in line},
     }
 
@@ -261,6 +265,18 @@ def leftovers(before, after):
         elif now - before[key]:
             found[key] = sorted(now - before[key])
     return found
+
+
+def order_last(items, folder, last):
+    """pytest_collection_modifyitems' body: the tests of `folder` named in `last` run after the
+    folder's others, in that order (a `down`, then a block that needs the machine free)."""
+    here = [i for i, item in enumerate(items) if Path(item.path).parent == folder]
+    if here:
+        mine = [items[i] for i in here]
+        rest = [item for item in mine if item.name not in last]
+        ordered = sorted((item for item in mine if item.name in last),
+                         key=lambda item: last.index(item.name))
+        items[here[0]:here[-1] + 1] = rest + ordered
 
 
 def print_figures(terminalreporter):

@@ -23,12 +23,7 @@ LAST = ("test_down_leaves_nothing", "test_the_node_block_as_typed")
 
 
 def pytest_collection_modifyitems(items):
-    here = [i for i, item in enumerate(items) if Path(item.path).parent == Path(__file__).parent]
-    if here:
-        mine = [items[i] for i in here]
-        rest = [item for item in mine if item.name not in LAST]
-        last = sorted((item for item in mine if item.name in LAST), key=lambda i: LAST.index(i.name))
-        items[here[0]:here[-1] + 1] = rest + last
+    node.order_last(items, Path(__file__).parent, LAST)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ NEEDED = [
     ("runc", "tests/node: containerd's runtime"),
     ("containernetworking-plugins", "tests/node: the CNI bridge, host-local, portmap, loopback"),
     ("iptables", "tests/node: kube-proxy and the node's containment chain"),
+    ("ipset", "tests/netpol: kube-router's policy controller matches pods with the kernel's ipsets"),
 ]
 INSTALL = re.compile(r"(?:apt_install|apt-get install)\b([^\n]*)")
 
