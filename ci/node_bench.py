@@ -146,15 +146,18 @@ def nodes_main(args):
           f"mining {drain} s")
     for i, parts in idle.items():
         total = sum(cpu for cpu, _ in parts.values())
-        print(f"idle, node {i}: " + ", ".join(f"{name} {cpu:.1f}% CPU {rss:.0f} MiB"
-                                              for name, (cpu, rss) in parts.items())
-              + f" (all: {total:.1f}% of a core)")
+        print(f"idle, node {i}: {idle_line(parts)} (all: {total:.1f}% of a core)")
     print()
     print(nodes_table(rows))
     path = Path(args.out) / "bench-nodes.png"
     scaling.plot(plot_rows(rows), path,
                  title=f"DockerCoins on {args.nodes} real nodes: measured against the model")
     print(f"\nplot: {path}")
+
+
+def idle_line(parts):
+    """{process: (CPU %, RSS MiB)} as one line: "kubelet 1.2% CPU 60 MiB, ..."."""
+    return ", ".join(f"{name} {cpu:.1f}% CPU {rss:.0f} MiB" for name, (cpu, rss) in parts.items())
 
 
 def main():
@@ -184,8 +187,7 @@ def main():
         node.run(ROOT / "ci" / "cluster.sh", "down")
     print(f"node: build {build} s (0.x s when cached), up to node Ready {up} s, "
           f"helm install --wait {install} s")
-    print("idle: " + ", ".join(f"{name} {cpu:.1f}% CPU {rss:.0f} MiB"
-                               for name, (cpu, rss) in idle.items()))
+    print(f"idle: {idle_line(idle)}")
     print()
     print(scaling.table(rows))
     path = Path(args.out) / "bench-node.png"

@@ -1,6 +1,7 @@
 """Helpers for the tests on the real node of `ci/cluster.sh up --node`: the release under test, the
 app's numbers read through the API server (service and pod proxies), and what the host looks like
 before `up` and after `down`."""
+import contextlib
 import fcntl
 import json
 import os
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from helpers import kube
 from helpers.kube import CHART, component
-from localapp import counter_slope, wait_until
+from localapp import ROOT, counter_slope, wait_until
+from workshop import readme   # tests/workshop's parser of the docs' command blocks
 
 RELEASE = "dockercoins"
 # The nodes of `ci/cluster.sh up --nodes 3` (node 0 is the one of `up --node`).
@@ -265,6 +267,30 @@ def leftovers(before, after):
         elif now - before[key]:
             found[key] = sorted(now - before[key])
     return found
+
+
+@contextlib.contextmanager
+def block_as_typed(session_cluster, tmp_path, first_line, doc="docs/node.md"):
+    """Runs the command block of `doc` that starts with `first_line` as typed, up to its last
+    line, `ci/cluster.sh down`, in a cluster directory of its own under tmp_path (in place of the
+    default .cluster/), after the session's cluster is down (one node cluster at a time). Yields
+    (the block's finished process, its NodeCluster, still up); then runs the last line and checks
+    that the machine is as before. AssertionError if the block fails."""
+    session_cluster.script("down")   # a no-op when test_down_leaves_nothing already ran
+    lines = readme.block_starting(first_line, doc).lines()
+    assert lines[-1].startswith("ci/cluster.sh down")
+    script = "\n".join(lines[:-1]).replace(".cluster/", f"{tmp_path / 'cluster'}/")
+    cluster = NodeCluster(tmp_path / "cluster")
+    env = {k: v for k, v in cluster.env.items() if k != "KUBECONFIG"}   # the block's eval sets it
+    before = host_state()
+    try:
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        yield proc, cluster
+    finally:
+        cluster.script(*lines[-1].split("#")[0].split()[1:])   # ci/cluster.sh down
+    assert leftovers(before, host_state()) == {}
 
 
 def order_last(items, folder, last):
