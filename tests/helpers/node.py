@@ -59,6 +59,19 @@ class NodeCluster(kube.Cluster):
                       f"docker://{self.registry}/dockercoins/{service}:{tag}"], timeout=300)
 
 
+    def proxied_everywhere(self, cluster_ips):
+        """Whether every node's kube-proxy has rules for each of these ClusterIPs, in the node's
+        own network namespace (node 0: this machine's; node K: dcnodeK, see docs/node.md)."""
+        for i in range(len(self.get("nodes")["items"])):
+            enter = [] if i == 0 else ["nsenter", f"--net=/run/netns/dcnode{i}"]
+            # Every table: a Service with no ready endpoint has its REJECT rule in filter.
+            rules = subprocess.run([*enter, "iptables-save"], capture_output=True, text=True,
+                                   check=True).stdout
+            if any(f"-d {ip}/32 " not in rules for ip in cluster_ips):
+                return False
+        return True
+
+
 class Release:
     """The chart installed in one namespace of the node cluster."""
 
@@ -79,6 +92,13 @@ class Release:
                   "--timeout", "5m", *args)
         FIGURES.setdefault("helm_install_wait_seconds", []).append(
             round(time.monotonic() - started, 1))
+        # A node's Ready condition says nothing of its kube-proxy: one cut off from the API server
+        # relists only after its backoff (up to 30 s), and until then has no rules for these new
+        # Services, so a pod there gets "Network is unreachable" for them (seen after a lost node).
+        ips = [s["spec"]["clusterIP"] for s in self.cluster.get("services", "-n", self.ns)["items"]
+               if s["spec"].get("clusterIP", "None") != "None"]
+        wait_until(lambda: self.cluster.proxied_everywhere(ips), 90,
+                   "every node's kube-proxy with rules for the release's Services")
 
     def uninstall(self):
         self.helm("uninstall", RELEASE, "--wait", "--timeout", "2m", check=False)
