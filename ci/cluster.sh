@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #/ A real Kubernetes control plane on loopback, for tests/cluster and by hand.
 #/
-#/   ci/cluster.sh build [--node [--network-policy]]
+#/   ci/cluster.sh build [--node] [--network-policy] [--metrics]
 #/                                 build (or reuse) every binary; no cluster is started
 #/   ci/cluster.sh up              build if needed, then start etcd, kube-apiserver,
 #/                                 kube-controller-manager, kube-scheduler and kwok (3 fake nodes);
@@ -14,6 +14,10 @@
 #/   ci/cluster.sh up --node --network-policy   (or --nodes N --network-policy)
 #/                                 the same, and NetworkPolicies enforced on every node by
 #/                                 kube-router's policy controller (ci/node/kube-router.sh)
+#/   ci/cluster.sh up --node --metrics   (with --network-policy or not, --nodes N or not)
+#/                                 the same, with Prometheus, KEDA and metrics-server as pods
+#/                                 (ci/node/metrics.sh): rng.autoscaling.provider=keda and
+#/                                 `kubectl top` work
 #/   ci/cluster.sh down            stop it and delete its state (logs are kept in $CLUSTER_DIR/logs)
 #/   ci/cluster.sh status          which processes run, and the nodes
 #/   ci/cluster.sh env             prints `export KUBECONFIG=... PATH=...` for eval
@@ -53,6 +57,7 @@ CT_BIN=$CACHE/ct-$CT_VERSION
 
 . "$ROOT/ci/node/node.sh"
 . "$ROOT/ci/node/kube-router.sh"
+. "$ROOT/ci/node/metrics.sh"
 # Where the API server listens: loopback, or with a real node the node's address, so pods reach
 # it through the `kubernetes` Service as in any cluster.
 API_HOST=127.0.0.1
@@ -147,11 +152,12 @@ EOF
 }
 
 build() {
-  local start=$SECONDS node="" policy="" arg
+  local start=$SECONDS node="" policy="" metrics="" arg
   for arg in "$@"; do
     case "$arg" in
       --node) node=yes ;;
       --network-policy) node=yes policy=yes ;;   # the policy controller runs on real nodes
+      --metrics) node=yes metrics=yes ;;         # so do Prometheus, KEDA and metrics-server
       *) say "unknown argument to build: $arg"; usage ;;
     esac
   done
@@ -163,6 +169,7 @@ build() {
   build_ct
   [ -z "$node" ] || node_build
   [ -z "$policy" ] || kube_router_build
+  [ -z "$metrics" ] || metrics_build
   say "binaries ready in $((SECONDS - start)) s (cache: $CACHE)"
 }
 
@@ -181,6 +188,21 @@ cert() {
   rm -f "$pki/$1.csr" "$pki/$1.ext"
 }
 
+# The aggregation layer's own CA and the client certificate the API server proxies with, as kubeadm
+# makes them: an aggregated API server (KEDA's metrics, metrics-server) trusts the user and groups
+# the API server passes in X-Remote-* headers only from a client this CA signed.
+front_proxy_pki() {
+  local pki=$CLUSTER/pki
+  new_key "$pki/front-proxy-ca.key"
+  openssl req -x509 -new -key "$pki/front-proxy-ca.key" -subj "/CN=front-proxy-ca" -days 7 \
+    -out "$pki/front-proxy-ca.crt"
+  new_key "$pki/front-proxy-client.key"
+  openssl req -new -key "$pki/front-proxy-client.key" -subj "/CN=front-proxy-client" |
+    openssl x509 -req -CA "$pki/front-proxy-ca.crt" -CAkey "$pki/front-proxy-ca.key" \
+      -CAcreateserial -days 7 -extfile <(echo extendedKeyUsage=clientAuth) \
+      -out "$pki/front-proxy-client.crt" 2>/dev/null
+}
+
 make_pki() {
   local pki=$CLUSTER/pki client="extendedKeyUsage=clientAuth"
   mkdir -p "$pki"
@@ -196,7 +218,7 @@ subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:10.96.0.1,DNS:localhost,DNS:kubernete
   # The key pair that signs and checks ServiceAccount tokens.
   new_key "$pki/sa.key"
   openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
-  [ "$MODE" = node ] && node_pki
+  [ "$MODE" = node ] && node_pki && front_proxy_pki
   return 0
 }
 
@@ -282,7 +304,7 @@ nodes_ready() {
 
 up() {
   MODE=kwok
-  local policy=""
+  local policy="" metrics=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --node) MODE=node ;;
@@ -293,19 +315,22 @@ up() {
           die "up --nodes takes a count from 1 to $MAX_NODES, not '${2:-}'"
         shift ;;
       --network-policy) policy=--network-policy ;;
+      --metrics) metrics=--metrics ;;
       *) say "unknown argument to up: $1"; usage ;;
     esac
     shift
   done
   [ -z "$policy" ] || [ "$MODE" = node ] ||
     die "--network-policy needs --node or --nodes N: kwok's nodes run no pods to police"
+  [ -z "$metrics" ] || [ "$MODE" = node ] ||
+    die "--metrics needs --node or --nodes N: kwok's nodes run no pods to scrape"
   if running kube-apiserver; then
     say "already up ($CLUSTER/kubeconfig); run 'ci/cluster.sh down' first to restart"
     return 0
   fi
   if [ "$MODE" = node ]; then
     [ "$(id -u)" -eq 0 ] || die "up --node needs root (containerd, kubelet, a bridge and iptables)"
-    build --node ${policy:+"$policy"}
+    build --node ${policy:+"$policy"} ${metrics:+"$metrics"}
   else
     build
   fi
@@ -327,7 +352,14 @@ up() {
       --kubelet-client-certificate "$CLUSTER/pki/apiserver-kubelet-client.crt"
       --kubelet-client-key "$CLUSTER/pki/apiserver-kubelet-client.key"
       --kubelet-certificate-authority "$CLUSTER/pki/ca.crt"
-      --kubelet-preferred-address-types InternalIP)
+      --kubelet-preferred-address-types InternalIP
+      # The aggregation layer (front_proxy_pki), for KEDA's and metrics-server's APIs.
+      --requestheader-client-ca-file "$CLUSTER/pki/front-proxy-ca.crt"
+      --requestheader-allowed-names front-proxy-client
+      --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group
+      --requestheader-extra-headers-prefix X-Remote-Extra-
+      --proxy-client-cert-file "$CLUSTER/pki/front-proxy-client.crt"
+      --proxy-client-key-file "$CLUSTER/pki/front-proxy-client.key")
     # Each node's pod range from the cluster range, as kubeadm's clusters have them.
     kcm_mode_flags=(--allocate-node-cidrs=true --cluster-cidr "$CLUSTER_CIDR" --node-cidr-mask-size 24)
   else
@@ -391,6 +423,7 @@ up() {
           "$([ "$i" -eq 0 ] || node_netns "$i")"
       done
     fi
+    [ -z "$metrics" ] || metrics_up
     say "up in $((SECONDS - start)) s with $NODE_COUNT node(s): export KUBECONFIG=$CLUSTER/kubeconfig"
     say "install the chart with: helm install dockercoins charts/dockercoins -f $CLUSTER/node-values.yaml --wait"
     return 0

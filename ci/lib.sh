@@ -109,12 +109,20 @@ go_module_dir() {
 # pkg@version` refuses a module with replace directives, like helm-unittest, and reads the
 # module's version list, which the proxy refuses for chart-testing.)
 go_build_module() {
-  local mod=$1 version=$2 pkg=$3 out=$4 src work
-  src=$(go_module_dir "$mod" "$version")
+  go_in_module "$1" "$2" build -ldflags "-s -w ${5:-}" -o "$4" "$3"
+}
+
+# go_in_module MODULE VERSION GO_ARGS...: `go GO_ARGS` in a writable copy of the module, as its
+# main module (GOWORK=off: a module's go.work names folders its zip leaves out).
+go_in_module() {
+  local src work status=0
+  src=$(go_module_dir "$1" "$2")
+  shift 2
   work=$(mktemp -d)
   cp -r "$src/." "$work/" && chmod -R u+w "$work"
-  go -C "$work" build -ldflags "-s -w ${5:-}" -o "$out" "$pkg"
+  GOWORK=off go -C "$work" "$@" || status=$?
   rm -rf "$work"
+  return "$status"
 }
 
 # ---- the cluster a deploy job talks to -------------------------------------------------------------

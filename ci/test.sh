@@ -69,12 +69,14 @@ if wants workshop; then
 fi
 # The control plane (etcd, kube-*, kwok, ct: ~7 min once, cached); for the real node (tests/node)
 # and three of them (tests/nodes) also containerd and CNI (apt), kubelet, kube-proxy and CoreDNS
-# (Go) and the images; for tests/netpol also kube-router's policy controller and ipset. One call,
+# (Go) and the images; for tests/netpol also kube-router's policy controller and ipset; for
+# tests/autoscale also Prometheus, KEDA and metrics-server (Go, ~11 min once). One call,
 # so that every Kubernetes binary comes from one `go build`.
 build=()
 if wants cluster || wants workshop || wants lab; then build=(build); fi
 if wants node || wants nodes; then build=(build --node); fi
 if wants netpol; then build=(build --node --network-policy); fi
+if wants autoscale; then build=(build --node --network-policy --metrics); fi
 [ ${#build[@]} -eq 0 ] || ci/cluster.sh "${build[@]}"
 
 export PATH="$ROOT/.tools/bin:$PATH"

@@ -131,6 +131,12 @@ node_network_up() {
   ip link add "$NODE_BRIDGE" type bridge
   ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
+  # The Service range onto the bridge too: a connection from this machine to a ClusterIP that
+  # kube-proxy has no rule for yet must stay here. With only the default route it left the
+  # machine, and its conntrack entry kept it un-NATed for good (seen: the API server's first
+  # discovery call to KEDA's new Service, answered 404 from off the machine, on a kept-alive
+  # connection). The route goes with the bridge at `down`.
+  ip route add "$SERVICE_CIDR" dev "$NODE_BRIDGE"
   # Routing between pods and Services (kube-proxy's DNAT) needs forwarding, and bridged traffic
   # must pass iptables so a Service reply from a pod on the same bridge is un-NATed.
   set_sysctl net.ipv4.ip_forward 1
