@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from scaling import slope
+from dockercoins_lab.scaling import slope
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"

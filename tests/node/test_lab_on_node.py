@@ -1,4 +1,4 @@
-"""ci/lab.py on the real node: `experiment` end to end on real pods (the table against the model,
+"""dockercoins-lab on the real node: `experiment` end to end on real pods (the table against the model,
 the plot), and a rollout that cannot pull its image fails with the pods' reason."""
 import re
 

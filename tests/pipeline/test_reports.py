@@ -1,7 +1,7 @@
 """The reports the pipeline leaves for the merge request, made for real where they can be offline:
 the SBOM of each image (ci/sbom.sh, the sbom job), validated against the CycloneDX JSON schema
 that cyclonedx-python-lib ships; and the physics gate's verdict and JUnit report
-(ci/lab.py gate), from measured rows. The gate's measurements themselves run on the real node
+(dockercoins-lab gate), from measured rows. The gate's measurements themselves run on the real node
 (tests/node/test_pipeline_on_node.py)."""
 import json
 import os
@@ -10,12 +10,9 @@ import sys
 from xml.etree import ElementTree
 
 import pytest
+from dockercoins_lab import cli as lab, scaling
 
 from localapp import ROOT
-
-sys.path.insert(0, str(ROOT / "ci"))
-import lab  # noqa: E402  (ci/lab.py)
-import scaling  # noqa: E402
 
 SBOM_PYTHON = ROOT / ".tools" / "sbom-venv" / "bin" / "python"
 VALIDATE = """
