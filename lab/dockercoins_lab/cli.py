@@ -124,8 +124,8 @@ class Lab:
             from kubernetes import client, config
         except ImportError:
             raise LabError("the `kubernetes` Python client is not installed for "
-                           f"{sys.executable}.\nFix: install the lab with its dependencies into a venv: "
-                           "`pip install .` in the checkout (docs/lab.md).") from None
+                           f"{sys.executable}.\nFix: install the lab with its extra, in the checkout: "
+                           "pip install -c ci/requirements.txt '.[lab]' (docs/lab.md).") from None
         self.ns = namespace
         self.release = release
         self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
