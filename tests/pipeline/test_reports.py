@@ -6,7 +6,6 @@ that cyclonedx-python-lib ships; and the physics gate's verdict and JUnit report
 import json
 import os
 import subprocess
-import sys
 from xml.etree import ElementTree
 
 import pytest
