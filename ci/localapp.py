@@ -329,8 +329,8 @@ def histogram(url, name, labels):
 
 
 def counter_slope(read_counter, seconds, interval=0.25):
-    """The slope of a counter over a window, in units/s (dockercoins_lab.scaling's least-squares fit),
-    sampled every `interval` s."""
+    """The slope of a counter over a window, in units/s (dockercoins_lab.scaling's least-squares
+    fit), sampled every `interval` s."""
     return slope(read_counter, seconds, interval)
 
 

@@ -3,7 +3,8 @@
   dockercoins-lab [--namespace NS] [--release R] scale worker|rng N [--timeout S] [--no-wait]
   dockercoins-lab rng-kind DaemonSet|Deployment    (helm upgrade --reset-then-reuse-values)
   dockercoins-lab measure [--seconds S]            hashes/s from webui's /json
-  dockercoins-lab experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S] [--out PNG]
+  dockercoins-lab experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S]
+                  [--out PNG]
   dockercoins-lab gate [--junit XML] [--table MD]  the pipeline's physics check, W=1 and W=10 on 1 rng
   dockercoins-lab drain NODE [--seconds S]         kubectl drain NODE while mining, uncordon, counts
 
@@ -53,7 +54,8 @@ HELM_RULES = ("the namespace's built-in `admin` ClusterRole (helm upgrade create
 
 STOPPED = 0.05  # hashes/s: below this, measure looks for a Service with no ready endpoint
 
-# The physics gate (dockercoins-lab gate, the pipeline's gate jobs): how far a cell may be off the model.
+# The physics gate (dockercoins-lab gate, the pipeline's gate jobs): how far a cell may be off the
+# model.
 GATE_TOLERANCE = 0.15
 GATE_CELLS = ((1, 1), (10, 1))   # (W, R): one worker's 3.33/s, and rng's plateau at 10/s
 
@@ -124,8 +126,9 @@ class Lab:
             from kubernetes import client, config
         except ImportError:
             raise LabError("the `kubernetes` Python client is not installed for "
-                           f"{sys.executable}.\nFix: install the lab with its extra, in the checkout: "
-                           "pip install -c ci/requirements.txt '.[lab]' (docs/lab.md).") from None
+                           f"{sys.executable}.\nFix: install the lab with its extra, in the "
+                           "checkout: pip install -c ci/requirements.txt '.[lab]' "
+                           "(docs/lab.md).") from None
         self.ns = namespace
         self.release = release
         self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")

@@ -1,6 +1,7 @@
-"""Fixtures for dockercoins-lab against the real control plane of `ci/cluster.sh up` (kwok nodes: the
-API server, scheduler and controllers are real, the pods are not run): one cluster per session
-in a directory of its own, the chart installed in a fresh namespace per test."""
+"""Fixtures for dockercoins-lab against the real control plane of `ci/cluster.sh up` (kwok nodes:
+the API server, scheduler and controllers are real, the pods are not run): one cluster per
+session in a directory of its own, the chart installed in a fresh namespace per test.
+test_install.py needs none of them."""
 import pytest
 
 from helpers import kube
