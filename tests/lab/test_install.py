@@ -5,29 +5,25 @@ cluster is needed: the packaging itself is what is proven (a real build by the p
 the real dependencies from PyPI at the project's pins)."""
 import argparse
 import os
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 from dockercoins_lab import cli
 
+from helpers.pins import pins
 from localapp import ROOT
 from workshop import readme
 
 pytestmark = pytest.mark.timeout(900)
 
 VERBS = {"scale", "rng-kind", "measure", "experiment", "gate", "drain"}
-
-
-def pins(requirements):
-    """{name: version} of a pip-compile output."""
-    found = {}
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            found[name.lower().replace("_", "-")] = version.strip()
-    return found
+# Each compiled lock and the extras of pyproject.toml it pins (ci/pin-requirements.sh).
+LOCKS = {"ci/requirements.txt": ("lab", "bench"),
+         "tests/requirements.txt": ("lab", "bench", "test"),
+         "ci/lint-requirements.txt": ("lint",)}
 
 
 def docs_line(prefix):
@@ -131,3 +127,34 @@ def test_the_installed_command_says_what_to_fix(installed, tmp_path):
     assert err.startswith("dockercoins-lab: no cluster: cannot load the kubeconfig "
                           f"{tmp_path / 'missing'}"), err
     assert "Fix: set KUBECONFIG (or --kubeconfig)" in err, err
+
+
+def test_each_extra_is_pinned_in_its_lock_and_each_package_has_one_version():
+    """pyproject.toml names packages without versions; each lock pins every package of its
+    extras; and a package pinned by two files (the locks, the images' own) has one version in
+    all, so the one venv installs them together and a pin is written by hand once."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert set(extras) == {"lab", "bench", "test", "lint"}, extras
+    assert project["dependencies"] == []
+    for lock, names in LOCKS.items():
+        pinned = pins(ROOT / lock)
+        for extra in names:
+            for requirement in extras[extra]:
+                assert re.fullmatch(r"[A-Za-z0-9._-]+", requirement), \
+                    f"{requirement!r}: the version belongs in the lock, not in pyproject.toml"
+                name = requirement.lower().replace("_", "-")
+                assert name in pinned, f"{name} ({extra}) is not pinned in {lock}: " \
+                    "run ci/pin-requirements.sh"
+    versions = {}
+    images = (ROOT / "images").glob("*/requirements.txt")
+    files = [*LOCKS, *(str(p.relative_to(ROOT)) for p in images)]
+    for path in files:
+        for name, version in pins(ROOT / path).items():
+            versions.setdefault(name, {})[path] = version
+    split = {name: by_file for name, by_file in versions.items() if len(set(by_file.values())) > 1}
+    assert not split, split
+    # The hand-written specs: kubernetes' version is written once, in the webui image's.
+    specs = [ROOT / "pyproject.toml", *sorted((ROOT / "images").glob("*/requirements.in"))]
+    pinned_by_hand = [p.relative_to(ROOT) for p in specs if "kubernetes==" in p.read_text()]
+    assert [str(p) for p in pinned_by_hand] == ["images/webui/requirements.in"], pinned_by_hand

@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 import pytest
 from dockercoins_lab import cli as lab, scaling
 
+from helpers.pins import pins
 from localapp import ROOT
 
 SBOM_PYTHON = ROOT / ".tools" / "sbom-venv" / "bin" / "python"
@@ -23,17 +24,6 @@ for path in sys.argv[1:]:
     error = validator.validate_str(open(path).read())
     print(repr(str(error)) if error else "valid")
 """
-
-
-def pins(requirements):
-    """{name: version} of a pinned requirements.txt (pip-compile's `name==version` lines)."""
-    found = {}
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            found[name.lower().replace("_", "-")] = version.split()[0].rstrip("\\").strip()
-    return found
 
 
 def validate(*paths):
