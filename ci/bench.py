@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from localapp import LocalApp, counter_slope, process_tree  # ci/localapp.py
-from scaling import model  # ci/scaling.py
+from dockercoins_lab.scaling import model  # lab/dockercoins_lab/scaling.py
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,5 +24,5 @@ if [ "${1:-}" = --nodes ]; then
   exec python "$ROOT/ci/node_bench.py" "$@"
 fi
 ensure_redis
-ensure_venv tests/dashboard/requirements.txt   # playwright, for the dashboard row
+ensure_venv   # playwright too, for the dashboard row (pyproject.toml's bench extra)
 exec python "$ROOT/ci/bench.py" "$@"

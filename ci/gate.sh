@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 #/ The physics gate of one environment, the pipeline's gate-review and gate-staging jobs:
-#/ `ci/lab.py gate` measures 1 worker and 10 workers on one rng in the release's namespace, puts
-#/ the replicas back, and fails unless they mine 3.33 and 10 hashes/s (within 15%): rng has lost
-#/ its cap when 10 workers go past the plateau. The table and a JUnit report go to out/gate/.
+#/ `dockercoins-lab gate` measures 1 worker and 10 workers on one rng in the release's namespace,
+#/ puts the replicas back, and fails unless they mine 3.33 and 10 hashes/s (within 15%): rng has
+#/ lost its cap when 10 workers go past the plateau. The table and a JUnit report go to out/gate/.
 #/
 #/   ci/gate.sh          NAMESPACE, RELEASE (default dockercoins), KUBECONFIG, KUBE_CONTEXT
 #/                       (optional), GATE_SECONDS (the window per cell, default 20)
 #/
-#/ Needs kubectl on PATH (for KUBE_CONTEXT); the Python client comes from ci/requirements.txt.
+#/ Needs kubectl on PATH (for KUBE_CONTEXT); ensure_venv installs the lab (dockercoins-lab) and its
+#/ pinned dependencies (ci/requirements.txt).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"   # ROOT, die, usage, ensure_venv, use_kube_context
 cd "$ROOT"
@@ -18,5 +19,5 @@ RELEASE=${RELEASE:-dockercoins}
 use_kube_context
 ensure_venv
 mkdir -p out/gate
-python ci/lab.py --namespace "$NAMESPACE" --release "$RELEASE" gate \
+dockercoins-lab --namespace "$NAMESPACE" --release "$RELEASE" gate \
   --seconds "${GATE_SECONDS:-20}" --junit out/gate/junit.xml --table out/gate/table.md

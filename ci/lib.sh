@@ -40,13 +40,15 @@ apt_install() {
     "${missing[@]}" >/dev/null
 }
 
-# The venv with every service's pinned requirements plus the local tools (honcho, pytest,
-# matplotlib), and any more requirement files named. A file is installed again only when it
-# changed, so ci/up.sh and ci/test.sh (which names more files) do not undo each other.
+# The venv with every service's pinned requirements plus the local tools and the lab
+# (ci/requirements.txt: pyproject.toml's lab and bench extras), and any more requirement files
+# named (ci/test.sh: tests/requirements.txt); then the project itself, editable, so that
+# `dockercoins-lab` is on PATH and `dockercoins_lab` imports from lab/. A file is installed again
+# only when it changed, so ci/up.sh and ci/test.sh (which names more files) do not undo each other.
 ensure_venv() {
   local files=("$ROOT"/images/*/requirements.txt "$ROOT/ci/requirements.txt" "$@")
   local stamps="$VENV/.installed" changed=() f
-  for f in "${files[@]}"; do
+  for f in "${files[@]}" "$ROOT/pyproject.toml"; do
     [ -e "$stamps/$(sha256sum < "$f" | cut -c1-16)" ] || changed+=("$f")
   done
   if [ ${#changed[@]} -gt 0 ]; then
@@ -55,6 +57,8 @@ ensure_venv() {
     local args=()
     for f in "${files[@]}"; do args+=(-r "$f"); done
     "$VENV/bin/pip" install -q --disable-pip-version-check "${args[@]}"
+    # Its dependencies are the pins above; pip fetches only the build backend pyproject pins.
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --editable "$ROOT"
     mkdir -p "$stamps"
     for f in "${changed[@]}"; do touch "$stamps/$(sha256sum < "$f" | cut -c1-16)"; done
   fi

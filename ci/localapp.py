@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from scaling import slope
+from dockercoins_lab.scaling import slope
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"
@@ -329,8 +329,8 @@ def histogram(url, name, labels):
 
 
 def counter_slope(read_counter, seconds, interval=0.25):
-    """The slope of a counter over a window, in units/s (ci/scaling.py's least-squares fit),
-    sampled every `interval` s."""
+    """The slope of a counter over a window, in units/s (dockercoins_lab.scaling's least-squares
+    fit), sampled every `interval` s."""
     return slope(read_counter, seconds, interval)
 
 

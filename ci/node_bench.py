@@ -1,9 +1,9 @@
 """The DockerCoins benchmark on a real node (`ci/bench.sh --node`): build and start the node
 (`ci/cluster.sh up --node`), install the chart, and for each (workers, rng) cell scale, wait and
-measure with ci/lab.py (the `kubernetes` client; the speed from webui's /json through the API
-server's service proxy). Prints the node's own figures (build, up, install, idle CPU and
-memory) and the table against the model and the random-balancing estimate (ci/scaling.py), and
-writes out/bench-node.png.
+measure with the lab's code (dockercoins_lab: the `kubernetes` client; the speed from webui's
+/json through the API server's service proxy). Prints the node's own figures (build, up, install,
+idle CPU and memory) and the table against the model and the random-balancing estimate
+(dockercoins_lab.scaling), and writes out/bench-node.png.
 
 `ci/bench.sh --nodes 3` measures the DaemonSet chapter on three real nodes (`up --nodes 3`): 15
 workers on an rng DaemonSet with random balancing, then with PreferSameNode, then 30 workers on 3
@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import lab  # ci/lab.py: a script's own folder is first on sys.path
-import scaling  # ci/scaling.py
+from dockercoins_lab import cli as lab, scaling  # the lab (lab/), installed in the venv
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = ROOT / ".tools" / "bin"

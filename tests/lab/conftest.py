@@ -1,6 +1,7 @@
-"""Fixtures for ci/lab.py against the real control plane of `ci/cluster.sh up` (kwok nodes: the
-API server, scheduler and controllers are real, the pods are not run): one cluster per session
-in a directory of its own, the chart installed in a fresh namespace per test."""
+"""Fixtures for dockercoins-lab against the real control plane of `ci/cluster.sh up` (kwok nodes:
+the API server, scheduler and controllers are real, the pods are not run): one cluster per
+session in a directory of its own, the chart installed in a fresh namespace per test.
+test_install.py needs none of them."""
 import pytest
 
 from helpers import kube
@@ -27,11 +28,11 @@ def release(cluster, namespace):
 
 @pytest.fixture
 def lab(cluster):
-    """ci/lab.py against the session's cluster (its KUBECONFIG, helm on PATH)."""
+    """dockercoins-lab against the session's cluster (its KUBECONFIG, helm on PATH)."""
     return lambda *args, **kw: run_lab(cluster.env, *args, **kw)
 
 
 @pytest.fixture
 def lab_with():
-    """ci/lab.py with another environment: lab_with(env, *args)."""
+    """dockercoins-lab with another environment: lab_with(env, *args)."""
     return run_lab

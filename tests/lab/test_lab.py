@@ -1,23 +1,20 @@
-"""ci/lab.py against the real control plane of `ci/cluster.sh up`: scaling read back from the
+"""dockercoins-lab against the real control plane of `ci/cluster.sh up`: scaling read back from the
 API server, rng made a DaemonSet through helm, and each error provoked for real (a wrong
 namespace, a missing release, a ServiceAccount without the Role or without helm's rights, no
 cluster, a rollout that cannot become ready), each with its fix, exit 1 and no traceback."""
-import importlib.util
 import os
 import pty
 import re
 import shlex
 import subprocess
-import sys
 
 import pytest
 import yaml
+from dockercoins_lab import cli
 from kubernetes import client, config
 
-from helpers.kube import component
+from helpers.kube import LAB, component
 from localapp import ROOT, free_port, wait_until
-
-LAB = ROOT / "ci" / "lab.py"
 
 
 @pytest.fixture
@@ -185,7 +182,7 @@ def test_helm_commands_name_helms_rights(cluster, apps, release, lab_with, tmp_p
 def test_progress_line_on_a_terminal(cluster, release):
     """On a terminal the progress line is rewritten in place (\\r), and ends with a newline."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, str(LAB), "-n", release, "scale", "worker", "3"],
+    proc = subprocess.Popen([str(LAB), "-n", release, "scale", "worker", "3"],
                             env=cluster.env, stdout=subprocess.PIPE, stderr=follower)
     os.close(follower)
     seen = b""
@@ -207,10 +204,7 @@ def test_a_service_with_no_ready_endpoint_is_named_with_its_fix(cluster, release
     """What `measure` prints when it measures 0 (kwok's pods do not serve /json, so the check
     is called here as measure calls it): the rng selector edited as the DaemonSet chapter does,
     then rng with no ready pod at all."""
-    spec = importlib.util.spec_from_file_location("lab_cli", LAB)  # tests/lab is `lab` too
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
-    edited = lab.Lab(release, kubeconfig=str(cluster.kubeconfig))
+    edited = cli.Lab(release, kubeconfig=str(cluster.kubeconfig))
     assert edited.unreachable_services() == []
     cluster.kubectl("patch", "service", "rng", "-n", release, "-p",
                     '{"spec": {"selector": {"active": "yes"}}}')

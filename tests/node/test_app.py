@@ -10,7 +10,7 @@ import pytest
 
 from helpers.node import final_totals, steady_speed
 from localapp import wait_until
-from scaling import PER_WORKER, model
+from dockercoins_lab.scaling import PER_WORKER, model
 
 APP = ("rng", "hasher", "worker", "webui", "redis")
 SPEEDS = {}   # (workers, rng) -> measured hashes/s, for the steps that compare them

@@ -11,7 +11,7 @@ import pytest
 from helpers.kube import CHART
 from helpers.node import RELEASE
 from localapp import wait_until
-from scaling import PER_WORKER
+from dockercoins_lab.scaling import PER_WORKER
 
 CLUSTER_TEXT = "document.getElementById('cluster').textContent"
 

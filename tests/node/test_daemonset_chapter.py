@@ -12,7 +12,7 @@ import yaml
 from helpers import node
 from helpers.node import steady_speed
 from localapp import wait_until
-from scaling import model, random_balancing
+from dockercoins_lab.scaling import model, random_balancing
 
 WORKERS = 10   # saturate one rng: model min(33.3, 10) = 10 hashes/s
 

@@ -1,15 +1,13 @@
-"""ci/lab.py experiment --daemonset on the real node: the last step makes rng a DaemonSet through
-helm upgrade (one rng pod per node: one here), the table marks that row, and every cell, the
-DaemonSet's too, is within 15% of the model on real pods."""
+"""dockercoins-lab experiment --daemonset on the real node: the last step makes rng a DaemonSet
+through helm upgrade (one rng pod per node: one here), the table marks that row, and every cell,
+the DaemonSet's too, is within 15% of the model on real pods."""
 import re
 import subprocess
-import sys
 
 from kubernetes import client, config
 
 from helpers import node
-from helpers.kube import component
-from localapp import ROOT
+from helpers.kube import LAB, component
 
 # A table row; R is a count, or a count and the DaemonSet mark.
 ROW = re.compile(r"^\| (\d+) \| (\d+(?: \(rng DS, 1 per node\))?) \| ([\d.]+) \| ([\d.]+) "
@@ -21,7 +19,7 @@ def test_experiment_with_an_rng_daemonset(node_cluster, app, tmp_path):
     # 5 workers saturate one rng (model: min(16.7, 10) = 10 hashes/s); on one node the DaemonSet
     # is one rng pod, so its plateau stays at 10.
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "ci" / "lab.py"), "-n", app.ns, "experiment", "--workers",
+        [str(LAB), "-n", app.ns, "experiment", "--workers",
          "1,5", "--daemonset", "--seconds", "12", "--settle", "8", "--out", str(plot)],
         env=node_cluster.env, text=True, capture_output=True, timeout=900)
     out, err = proc.stdout, proc.stderr

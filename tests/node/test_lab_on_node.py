@@ -1,5 +1,5 @@
-"""ci/lab.py on the real node: `experiment` end to end on real pods (the table against the model,
-the plot), and a rollout that cannot pull its image fails with the pods' reason."""
+"""dockercoins-lab on the real node: `experiment` end to end on real pods (the table against the
+model, the plot), and a rollout that cannot pull its image fails with the pods' reason."""
 import re
 
 import pytest

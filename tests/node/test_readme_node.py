@@ -5,7 +5,7 @@ this machine; see conftest.py), in a cluster directory of its own."""
 import pytest
 
 from helpers.node import Release, block_as_typed, steady_speed
-from scaling import model
+from dockercoins_lab.scaling import model
 
 
 def test_the_node_block_as_typed(node_cluster, tmp_path):

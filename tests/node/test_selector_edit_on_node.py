@@ -1,7 +1,7 @@
 """The DaemonSet chapter's selector edit on the real node: `active: "yes"` added to the rng
 Service's selector (what `kubectl edit service rng` does) leaves rng with no endpoint and mining
 stops. The page (opened through the webui Service with the API server's service proxy) names
-the Service, `ci/lab.py measure` prints it with the fix when it measures 0, and the fix of
+the Service, `dockercoins-lab measure` prints it with the fix when it measures 0, and the fix of
 docs/workshop.md brings the speed back."""
 import json
 

@@ -8,7 +8,7 @@ import pytest
 
 from helpers.node import FIGURES, NODE_NAMES, SPREAD_WORKERS, Release, rng_served, steady_speed
 from localapp import wait_until
-from scaling import model, random_balancing
+from dockercoins_lab.scaling import model, random_balancing
 
 WORKERS = 15
 SPEEDS = {}

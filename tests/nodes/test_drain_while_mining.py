@@ -2,7 +2,8 @@
 of hasher and webui behind their PodDisruptionBudgets: the drain completes, mining never stops for
 more than 5 s, and every loop is counted once. Then again with redis at 0 replicas and both
 hashers unready (their budget with no room): the drain still completes
-(`unhealthyPodEvictionPolicy: AlwaysAllow`). Last, `ci/lab.py drain` does it and prints the counts.
+(`unhealthyPodEvictionPolicy: AlwaysAllow`). Last, `dockercoins-lab drain` does it and prints the
+counts.
 
 The tests of this module share one release and run in order."""
 import re
@@ -94,7 +95,8 @@ def test_a_drain_with_redis_down_is_held_by_no_budget(app):
 
 
 def test_the_lab_drains_a_node_and_prints_the_counts(app):
-    """`ci/lab.py drain NODE` on the same release, redis and the hashers back, 3 workers mining."""
+    """`dockercoins-lab drain NODE` on the same release, redis and the hashers back, 3 workers
+    mining."""
     app.scale("redis", 1)
     for pod in app.pods("hasher"):
         app.post_in_pod(pod["metadata"]["name"], "/readyz/enable")

@@ -17,7 +17,7 @@ import pytest
 
 from helpers.node import FIGURES, SPREAD_WORKERS, Release, Watch, final_totals, steady_speed
 from localapp import wait_until
-from scaling import random_balancing
+from dockercoins_lab.scaling import random_balancing
 
 LOST = "dockercoins-node-2"
 LINK = "dcnode2-host"                       # its veth's end on node 0's bridge

@@ -3,7 +3,7 @@
 /json, then `ci/cluster.sh down`. It runs last, after the session's nodes are down (one node
 cluster at a time on this machine), in a cluster directory of its own."""
 from helpers.node import FIGURES, Release, block_as_typed, steady_speed
-from scaling import model
+from dockercoins_lab.scaling import model
 
 
 def test_the_nodes_block_as_typed(nodes_cluster, tmp_path):

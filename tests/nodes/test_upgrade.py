@@ -9,7 +9,7 @@ import pytest
 
 from helpers.node import FIGURES, SPREAD_WORKERS, Release, steady_speed
 from localapp import wait_until
-from scaling import random_balancing
+from dockercoins_lab.scaling import random_balancing
 
 POLL_SECONDS = 0.2
 # The poller, in a pod: GET http://webui/json every POLL_SECONDS, one HTTP code a line (0: no

@@ -1,21 +1,18 @@
 """The reports the pipeline leaves for the merge request, made for real where they can be offline:
 the SBOM of each image (ci/sbom.sh, the sbom job), validated against the CycloneDX JSON schema
 that cyclonedx-python-lib ships; and the physics gate's verdict and JUnit report
-(ci/lab.py gate), from measured rows. The gate's measurements themselves run on the real node
+(dockercoins-lab gate), from measured rows. The gate's measurements themselves run on the real node
 (tests/node/test_pipeline_on_node.py)."""
 import json
 import os
 import subprocess
-import sys
 from xml.etree import ElementTree
 
 import pytest
+from dockercoins_lab import cli as lab, scaling
 
+from helpers.pins import pins
 from localapp import ROOT
-
-sys.path.insert(0, str(ROOT / "ci"))
-import lab  # noqa: E402  (ci/lab.py)
-import scaling  # noqa: E402
 
 SBOM_PYTHON = ROOT / ".tools" / "sbom-venv" / "bin" / "python"
 VALIDATE = """
@@ -27,17 +24,6 @@ for path in sys.argv[1:]:
     error = validator.validate_str(open(path).read())
     print(repr(str(error)) if error else "valid")
 """
-
-
-def pins(requirements):
-    """{name: version} of a pinned requirements.txt (pip-compile's `name==version` lines)."""
-    found = {}
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            found[name.lower().replace("_", "-")] = version.split()[0].rstrip("\\").strip()
-    return found
 
 
 def validate(*paths):

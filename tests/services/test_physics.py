@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from localapp import LocalApp, alive, measure, process_tree
-from scaling import model
+from dockercoins_lab.scaling import model
 
 @functools.lru_cache(maxsize=None)
 def cell(workers, rng):

@@ -42,9 +42,9 @@ def links(page):
 
 def test_the_anchors_are_made_as_the_forges_make_them(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# Title\n## The scaling lab: `ci/lab.py`\n## A, then B\n## A, then B\n"
+    page.write_text("# Title\n## The scaling lab: `lab/cli.py`\n## A, then B\n## A, then B\n"
                     "```\n## not a heading\n```\n")
-    assert anchors(page) == {"title", "the-scaling-lab-cilabpy", "a-then-b", "a-then-b-1"}
+    assert anchors(page) == {"title", "the-scaling-lab-labclipy", "a-then-b", "a-then-b-1"}
 
 
 def dead_links(page, files):

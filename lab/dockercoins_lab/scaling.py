@@ -1,6 +1,6 @@
-"""The scaling lab's arithmetic and output, shared by `ci/lab.py experiment` and
-`ci/bench.sh --node`: the bottleneck model, the random-balancing estimate, the slope of a counter,
-the table and the plot."""
+"""The scaling lab's arithmetic and output, shared by `dockercoins-lab experiment`, `ci/bench.sh`
+(local and --node) and the tests: the bottleneck model, the random-balancing estimate, the slope
+of a counter, the table and the plot."""
 import heapq
 import random
 import time

@@ -1,17 +1,19 @@
-#!/usr/bin/env python3
 """The scaling lab on any cluster, through the official `kubernetes` Python client.
 
-  ci/lab.py [--namespace NS] [--release R] scale worker|rng N [--timeout S] [--no-wait]
-  ci/lab.py rng-kind DaemonSet|Deployment          (helm upgrade --reset-then-reuse-values)
-  ci/lab.py measure [--seconds S]                  hashes/s from webui's /json
-  ci/lab.py experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S] [--out PNG]
-  ci/lab.py gate [--junit XML] [--table MD]        the pipeline's physics check, W=1 and W=10 on 1 rng
-  ci/lab.py drain NODE [--seconds S]               kubectl drain NODE while mining, uncordon, counts
+  dockercoins-lab [--namespace NS] [--release R] scale worker|rng N [--timeout S] [--no-wait]
+  dockercoins-lab rng-kind DaemonSet|Deployment    (helm upgrade --reset-then-reuse-values)
+  dockercoins-lab measure [--seconds S]            hashes/s from webui's /json
+  dockercoins-lab experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S]
+                  [--out PNG]
+  dockercoins-lab gate [--junit XML] [--table MD]  the pipeline's physics check, W=1 and W=10 on 1 rng
+  dockercoins-lab drain NODE [--seconds S]         kubectl drain NODE while mining, uncordon, counts
 
 The cluster is the current context of KUBECONFIG (~/.kube/config by default; in a pod, its own
 ServiceAccount). The release's objects are found by their labels (app.kubernetes.io/instance and
-app.kubernetes.io/component), so any namePrefix works. Errors say what to fix and exit 1 (2 for
-bad arguments), never with a traceback. See docs/lab.md."""
+app.kubernetes.io/component), so any namePrefix works. rng-kind and experiment --daemonset
+upgrade the release with the chart of the checkout the lab runs in (the current folder or a
+parent of it), or --chart. Errors say what to fix and exit 1 (2 for bad arguments), never with
+a traceback. See docs/lab.md."""
 import argparse
 import json
 import os
@@ -22,9 +24,22 @@ import sys
 import time
 from pathlib import Path
 
-import scaling  # ci/scaling.py: Python puts the script's folder first on sys.path
+from dockercoins_lab import scaling
 
-ROOT = Path(__file__).resolve().parent.parent
+PROG = "dockercoins-lab"
+
+
+def checkout(start=None):
+    """The DockerCoins checkout the lab runs in: START (the current folder) or the nearest of its
+    parents that holds the chart; START itself when none does (the chart is then --chart's)."""
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "charts" / "dockercoins" / "Chart.yaml").is_file():
+            return folder
+    return start
+
+
+ROOT = checkout()
 CHART = ROOT / "charts" / "dockercoins"
 REQUEST_TIMEOUT = 15   # seconds for one API call: an unreachable server fails, never hangs
 # What scale, measure and experiment need in the release's namespace (docs/lab.md has the Role).
@@ -39,7 +54,8 @@ HELM_RULES = ("the namespace's built-in `admin` ClusterRole (helm upgrade create
 
 STOPPED = 0.05  # hashes/s: below this, measure looks for a Service with no ready endpoint
 
-# The physics gate (ci/lab.py gate, the pipeline's gate jobs): how far a cell may be off the model.
+# The physics gate (dockercoins-lab gate, the pipeline's gate jobs): how far a cell may be off the
+# model.
 GATE_TOLERANCE = 0.15
 GATE_CELLS = ((1, 1), (10, 1))   # (W, R): one worker's 3.33/s, and rng's plateau at 10/s
 
@@ -110,9 +126,9 @@ class Lab:
             from kubernetes import client, config
         except ImportError:
             raise LabError("the `kubernetes` Python client is not installed for "
-                           f"{sys.executable}.\nFix: run ci/lab.py with the repo's venv "
-                           "(`. ci/lib.sh && ensure_venv`, then `.venv/bin/python ci/lab.py "
-                           "...`), or `pip install -r ci/requirements.txt`.") from None
+                           f"{sys.executable}.\nFix: install the lab with its extra, in the "
+                           "checkout: pip install -c ci/requirements.txt '.[lab]' "
+                           "(docs/lab.md).") from None
         self.ns = namespace
         self.release = release
         self.kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
@@ -183,7 +199,7 @@ class Lab:
         kind, obj = self.workload(component)
         if kind != "Deployment":
             raise LabError(f"{component} is a {kind} in {self.ns}, which has no replica count.\n"
-                           f"Fix: ci/lab.py -n {self.ns} rng-kind Deployment")
+                           f"Fix: {PROG} -n {self.ns} rng-kind Deployment")
         return obj
 
     def pods(self, component):
@@ -297,6 +313,9 @@ class Lab:
         --reuse-values brings back a replicaCount set to null: a Helm bug). The worker count
         scaled by hand is passed on, so the upgrade does not reset it."""
         self.helm = True
+        if not (Path(chart) / "Chart.yaml").is_file():
+            raise LabError(f"no chart at {chart}.\nFix: run {PROG} in the DockerCoins checkout "
+                           "(or a folder inside it), or pass --chart.")
         workers = self.deployment("worker").spec.replicas or 0
         helm = shutil.which("helm") or shutil.which("helm", path=str(ROOT / ".tools" / "bin"))
         if not helm:
@@ -427,7 +446,7 @@ class Lab:
         self.progress.done()
         if speed < STOPPED:
             for problem in self.unreachable_services():
-                print(f"ci/lab.py: {problem}", file=sys.stderr)
+                print(f"{PROG}: {problem}", file=sys.stderr)
         return speed
 
     def unreachable_services(self):
@@ -513,7 +532,7 @@ class Lab:
         message or None) per cell."""
         if self.workload("rng")[0] == "DaemonSet":
             raise LabError("the gate measures one rng pod, and rng is a DaemonSet here.\n"
-                           "Fix: ci/lab.py rng-kind Deployment, or run the gate on a release "
+                           f"Fix: {PROG} rng-kind Deployment, or run the gate on a release "
                            "with rng as a Deployment (the chart's default).")
         before = {c: self.deployment(c).spec.replicas for c in ("worker", "rng")}
         try:
@@ -598,7 +617,7 @@ def counts(text):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="ci/lab.py", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", "--namespace", default="dockercoins", help="the release's namespace")
     p.add_argument("--release", default="dockercoins", help="the Helm release name")
@@ -672,7 +691,7 @@ def main(argv=None):
             for name, why in checks:
                 print(f"{'FAIL' if why else 'ok'}: {name}" + (f": {why}" if why else ""))
             if failures:
-                print("ci/lab.py: the physics gate failed: " + "; ".join(failures),
+                print(f"{PROG}: the physics gate failed: " + "; ".join(failures),
                       file=sys.stderr)
                 return 1
         else:
@@ -688,10 +707,10 @@ def main(argv=None):
                          f"({lab.release} in {lab.ns})")
             print(f"\nplot: {args.out}")
     except LabError as e:
-        print(f"ci/lab.py: {e}", file=sys.stderr)
+        print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nci/lab.py: interrupted", file=sys.stderr)
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
     return 0
 
