@@ -5,6 +5,8 @@
   dockercoins-lab measure [--seconds S]            hashes/s from webui's /json
   dockercoins-lab experiment [--workers 1,2,3,5,10] [--rng 3 | --daemonset] [--seconds S]
                   [--out PNG]
+  dockercoins-lab experiment --autoscale [--workers 10] [--hold S] [--interval S] [--csv F]
+                  the autoscaling chapter: 1 -> 10 -> 1 workers, rng scaled by its HPA
   dockercoins-lab gate [--junit XML] [--table MD]  the pipeline's physics check, W=1 and W=10 on 1 rng
   dockercoins-lab drain NODE [--seconds S]         kubectl drain NODE while mining, uncordon, counts
 
@@ -44,7 +46,8 @@ CHART = ROOT / "charts" / "dockercoins"
 REQUEST_TIMEOUT = 15   # seconds for one API call: an unreachable server fails, never hangs
 # What scale, measure and experiment need in the release's namespace (docs/lab.md has the Role).
 ROLE_RULES = ("deployments, deployments/scale, daemonsets (apps): get, list, patch; "
-              "pods, events, services: get, list; services/proxy: get")
+              "pods, events, services: get, list; services/proxy: get; "
+              "horizontalpodautoscalers (autoscaling): get, list")
 # rng-kind (and experiment --daemonset) run `helm upgrade`, which creates, patches and deletes
 # every kind of object the chart renders and writes Helm's release Secrets: the namespace's
 # built-in `admin` ClusterRole grants exactly that, bound in the namespace only.
@@ -148,6 +151,7 @@ class Lab:
         self.host = api.configuration.host
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
 
     # --- every API call goes through call(): one timeout, errors that name the fix -------------
     def call(self, method, *args, **kw):
@@ -526,6 +530,77 @@ class Lab:
             self.traffic_distribution("", chart, timeout)
         return rows
 
+    # --- the autoscaling chapter ------------------------------------------------------------
+    def hpa(self):
+        """The HorizontalPodAutoscaler that scales rng (KEDA's or the chart's own). LabError
+        with the fix when rng's autoscaling is off."""
+        target = self.deployment("rng").metadata.name
+        for hpa in self.call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+                             self.ns).items:
+            ref = hpa.spec.scale_target_ref
+            if ref.kind == "Deployment" and ref.name == target:
+                return hpa
+        raise LabError(f"no HorizontalPodAutoscaler scales Deployment {target} in {self.ns}: "
+                       "rng's autoscaling is off.\nFix: helm upgrade "
+                       f"{self.release} <chart> -n {self.ns} --reuse-values --set "
+                       "rng.autoscaling.enabled=true --set rng.autoscaling.provider=keda "
+                       "(with KEDA and Prometheus installed: docs/autoscaling.md)")
+
+    def autoscale(self, peak=10, hold=300.0, interval=10.0, timeout=600.0):
+        """The autoscaling chapter: 1 worker, then PEAK workers, held for HOLD s after rng's HPA
+        first adds a pod, then 1 worker until rng is back at the HPA's minimum (TIMEOUT s at
+        most per phase; LabError if rng never scales). Returns the timeline, a row per INTERVAL
+        s: (s since the workers' scale-up, workers, ready rng pods, webui's `hashes`, the HPA's
+        current metric per pod, or None before its first reading)."""
+        minimum = self.hpa().spec.min_replicas or 1
+        service = self.webui()
+        timeline = []
+        origin = time.monotonic()
+
+        from kubernetes.utils import parse_quantity
+
+        def sample(workers):
+            time.sleep(interval)
+            metrics = self.hpa().status.current_metrics or []
+            value = None
+            for metric in metrics:
+                source = metric.external or metric.pods or metric.object
+                if source and source.current:
+                    current = source.current.average_value or source.current.value
+                    value = float(parse_quantity(current)) if current is not None else None
+            row = (round(time.monotonic() - origin, 1), workers, self.replicas("rng")[0],
+                   self.hashes(service), value)
+            timeline.append(row)
+            self.progress(f"{row[0]:.0f} s: {workers} workers, {row[2]} rng pods, metric "
+                          f"{value if value is not None else '-'}", f"{workers}")
+            return row
+
+        self.scale("worker", 1)
+        self.wait(["worker"], timeout)
+        for _ in range(3):
+            sample(1)
+        # Time 0 is the workers' scale-up: the baseline's rows are before it.
+        shift, origin = time.monotonic() - origin, time.monotonic()
+        timeline[:] = [(round(t - shift, 1), *rest) for t, *rest in timeline]
+        self.scale("worker", peak)
+        first_added = None
+        while True:
+            t, _, rng, _, _ = sample(peak)
+            if first_added is None and rng > minimum:
+                first_added = t
+            if first_added is not None and t - first_added >= hold:
+                break
+            if first_added is None and t > timeout:
+                raise LabError(f"rng's HPA added no pod in {timeout:.0f} s at {peak} workers "
+                               f"(rng {rng} pods).\nFix: kubectl -n {self.ns} describe hpa: "
+                               "its metric and events (is Prometheus scraping rng?)")
+        self.scale("worker", 1)
+        down = timeline[-1][0]
+        while sample(1)[2] > minimum and timeline[-1][0] - down < timeout:
+            pass
+        self.progress.done()
+        return timeline
+
     def gate(self, seconds=20.0, settle=10.0, timeout=180.0):
         """The pipeline's physics check: GATE_CELLS measured, then the worker and rng replicas
         put back as they were. Returns (rows, checks): scaling.row()s, and one (name, failure
@@ -551,6 +626,33 @@ def print_drain(lab, node, figures):
           f"{figures['longest stop seconds']:.1f} s")
     print(f"after uncordon: {figures['after']:.2f} hashes/s")
     print(f"hashes: {figures['hashes before']} before the drain, {figures['hashes after']} after")
+
+
+def speeds(timeline):
+    """Hashes/s between consecutive rows of Lab.autoscale()'s timeline (None for the first)."""
+    return [None] + [(b[3] - a[3]) / (b[0] - a[0]) for a, b in zip(timeline, timeline[1:])]
+
+
+def autoscale_report(timeline):
+    """The timeline as a Markdown table, then what the chapter shows: when rng's first pod was
+    added after the workers' scale-up, the speed before and after, and when rng was back."""
+    lines = ["| t (s) | workers | rng pods | hashes/s | metric per pod |", "|---|---|---|---|---|"]
+    for (t, workers, rng, _, metric), speed in zip(timeline, speeds(timeline)):
+        lines.append(f"| {t:.0f} | {workers} | {rng} | "
+                     f"{'-' if speed is None else f'{speed:.1f}'} | "
+                     f"{'-' if metric is None else f'{metric:.2f}'} |")
+    start = timeline[0][2]
+    up = [row for row in timeline if row[0] >= 0 and row[1] == max(r[1] for r in timeline)]
+    added = next((row[0] for row in up if row[2] > start), None)
+    down = next(row[0] for row in timeline if row[0] > 0 and row[1] < up[0][1])
+    back = next((row[0] for row in timeline if row[0] > down and row[2] <= start), None)
+    peak_speed = max(v for row, v in zip(timeline, speeds(timeline)) if v is not None
+                     and row in up)
+    lines += ["", f"workers {timeline[0][1]} -> {up[0][1]} at 0 s; first rng pod added at "
+              f"{added:.0f} s; top speed {peak_speed:.1f} hashes/s with {max(r[2] for r in up)} "
+              f"rng pods; workers back to {timeline[-1][1]} at {down:.0f} s; rng back to "
+              f"{start} pod(s) at " + (f"{back:.0f} s" if back is not None else "(not yet)")]
+    return "\n".join(lines)
 
 
 def gate_checks(rows):
@@ -642,7 +744,16 @@ def parser():
     e.add_argument("--seconds", type=float, default=20.0, help="window per step (default 20)")
     e.add_argument("--settle", type=float, default=10.0,
                    help="seconds between a ready rollout and its window (default 10)")
-    e.add_argument("--out", default=str(ROOT / "out" / "lab.png"), help="the plot (PNG)")
+    e.add_argument("--out", help="the plot (PNG; default out/lab.png, with --autoscale "
+                   "out/autoscale.png)")
+    e.add_argument("--autoscale", action="store_true",
+                   help="the autoscaling chapter instead: 1 worker, then the most of --workers "
+                   "(default 10) while rng's HPA scales it, then 1 again; a timeline")
+    e.add_argument("--hold", type=float, default=300.0,
+                   help="with --autoscale: seconds at the peak after rng's first added pod")
+    e.add_argument("--interval", type=float, default=10.0,
+                   help="with --autoscale: seconds between the timeline's rows (default 10)")
+    e.add_argument("--csv", help="with --autoscale: write the timeline here (CSV)")
     e.add_argument("--chart", default=str(CHART), help="the chart, for --daemonset")
     e.add_argument("--balancing", choices=("random", "PreferSameNode", "both"), default="random",
                    help="with --daemonset: rng's Service trafficDistribution for the DaemonSet "
@@ -694,6 +805,18 @@ def main(argv=None):
                 print(f"{PROG}: the physics gate failed: " + "; ".join(failures),
                       file=sys.stderr)
                 return 1
+        elif args.autoscale:
+            timeline = lab.autoscale(max(args.workers), args.hold, args.interval,
+                                     max(args.timeout, 600.0))
+            print(autoscale_report(timeline))
+            if args.csv:
+                Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.csv).write_text("seconds,workers,rng_pods,hashes,metric\n" + "".join(
+                    ",".join("" if v is None else str(v) for v in row) + "\n" for row in timeline))
+            out = args.out or str(ROOT / "out" / "autoscale.png")
+            scaling.plot_timeline(timeline, speeds(timeline), out,
+                                  f"DockerCoins: rng scaled by its HPA ({lab.release} in {lab.ns})")
+            print(f"\nplot: {out}")
         else:
             balancing = (("random", "PreferSameNode") if args.balancing == "both"
                          else (args.balancing,))
@@ -703,9 +826,10 @@ def main(argv=None):
             print(scaling.table(rows))
             # The plot's bar labels are short: "W=10 R=1 DS".
             short = [(w, str(r).replace(DAEMONSET_MARK, "DS"), *rest) for w, r, *rest in rows]
-            scaling.plot(short, args.out, "DockerCoins: measured against the model "
+            scaling.plot(short, args.out or str(ROOT / "out" / "lab.png"),
+                         "DockerCoins: measured against the model "
                          f"({lab.release} in {lab.ns})")
-            print(f"\nplot: {args.out}")
+            print(f"\nplot: {args.out or ROOT / 'out' / 'lab.png'}")
     except LabError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1

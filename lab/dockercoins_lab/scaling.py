@@ -91,3 +91,33 @@ def plot(rows, path, title="DockerCoins on a real node: measured against the mod
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_timeline(timeline, speeds, path, title):
+    """The autoscaling chapter against time (Lab.autoscale()'s rows and their speeds): hashes/s
+    with the workers, rng's ready pods, and the HPA's metric per pod. Written to PATH (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    t = [row[0] for row in timeline]
+    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(8, 7))
+    top.plot(t, [v if v is not None else float("nan") for v in speeds], label="hashes/s")
+    top.plot(t, [min(3.33 * row[1], 10 * row[2]) for row in timeline], "--",
+             label="model min(3.33·W, 10·R)")
+    top.set_ylabel("hashes per second")
+    top.legend()
+    middle.step(t, [row[2] for row in timeline], where="post", label="rng pods (ready)")
+    middle.step(t, [row[1] for row in timeline], where="post", label="workers")
+    middle.set_ylabel("pods")
+    middle.legend()
+    bottom.plot(t, [row[4] if row[4] is not None else float("nan") for row in timeline])
+    bottom.set_ylabel("HPA metric per pod")
+    bottom.set_xlabel("seconds since the workers' scale-up")
+    for ax in (top, middle, bottom):
+        ax.grid(alpha=0.3)
+    top.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -66,6 +66,13 @@ def test_rng_kind_daemonset_and_back(cluster, apps, release, lab):
     assert not apps.list_namespaced_daemon_set(release, label_selector=component("rng")).items
 
 
+def test_autoscale_without_an_hpa(cluster, release, lab):
+    """experiment --autoscale needs rng's HPA: without it the lab says how to turn it on."""
+    status, _, err = lab("-n", release, "experiment", "--autoscale", "--hold", 1)
+    assert_clean_error(status, err, "rng's autoscaling is off",
+                       "--set rng.autoscaling.enabled=true --set rng.autoscaling.provider=keda")
+
+
 def test_wrong_namespace(cluster, release, lab):
     status, _, err = lab("-n", "no-such-namespace", "scale", "worker", 2)
     assert_clean_error(status, err, "release 'dockercoins' not found in namespace "
