@@ -17,7 +17,7 @@
   const TIMEOUT_MS = 2500;        // no answer by then: webui is unreachable
   const HISTORY_SECONDS = 300;    // the graphs show the last five minutes
   const QUEUE_SECONDS = 0.2;      // rng and hasher each work 0.1 s; past twice that, calls queue
-  // The bottleneck model of ci/scaling.py: a worker loops in 0.3 s (sleep, rng, hasher), so
+  // The bottleneck model of lab/dockercoins_lab/scaling.py: a worker loops in 0.3 s (sleep, rng, hasher), so
   // 3.33 hashes/s; one rng serves one call at a time, 0.1 s each, so 10 calls/s.
   const PER_WORKER = 1 / 0.3, PER_RNG = 10;
 
