@@ -70,7 +70,7 @@ fi
 # The control plane (etcd, kube-*, kwok, ct: ~7 min once, cached) for the cluster tier and
 # everything after it. The real node's parts (tests/node, tests/nodes: containerd and CNI from
 # apt, kubelet, kube-proxy and CoreDNS; tests/netpol: kube-router and ipset; tests/autoscale:
-# Prometheus, KEDA and metrics-server: ~25 min of Go builds on a new machine, cached) are built
+# Prometheus, KEDA and metrics-server: ~20 min of Go builds on a new machine, cached) are built
 # in the background at the lowest CPU priority while the cheaper tiers run, when any run: those
 # tests mostly sleep, so the build takes their idle CPU, and they keep theirs. pytest runs the
 # tiers cheapest first (tests/conftest.py), and the first node test's `up` waits for the build
