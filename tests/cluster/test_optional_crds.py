@@ -56,7 +56,7 @@ def test_with_and_without_the_crd(cluster, namespace, case):
 
     cluster.kubectl("apply", "--server-side", "-f", CRDS / "optional" / c["crd"])
     try:
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", c["name"])
+        cluster.wait_established(c["name"])
         rendered = cluster.helm("template", RELEASE, CHART, "-n", namespace, "--api-versions",
                                 c["api"], *set_args(c["sets"]))
         wanted = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == c["kind"])

@@ -161,8 +161,7 @@ def test_base_domain_gives_the_environment_its_host_on_the_gateway(cluster, name
 
     cluster.kubectl("apply", "--server-side", "-f", HTTPROUTE_CRD)
     try:
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                        "httproutes.gateway.networking.k8s.io")
+        cluster.wait_established("httproutes.gateway.networking.k8s.io")
         status, output = deploy(cluster, namespace, "t1", BASE_DOMAIN="apps.example.test",
                                 ENVIRONMENT_SLUG="review-feature-x", GATEWAY_NAME="gw",
                                 GATEWAY_NAMESPACE="gateways", DOTENV=dotenv)

@@ -72,6 +72,26 @@ class Cluster:
     def apply(self, manifest, *args):
         return self.kubectl("apply", *args, "-f", "-", input=manifest)
 
+    def wait_established(self, *names, timeout=60):
+        """Wait until each CRD in `names` (none: every CRD) has Established=True.
+
+        Not `kubectl wait --for=condition=Established`: a CRD the server has just created shows
+        `status.conditions: null` until its controller's first update, and kubectl wait then
+        fails at once ("accessor error: <nil> is of the type <nil>") instead of waiting.
+        Raises TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self.get("crd", *names)
+            crds = listed.get("items", [listed])
+            waiting = [crd["metadata"]["name"] for crd in crds
+                       if not any(c["type"] == "Established" and c["status"] == "True"
+                                  for c in (crd.get("status") or {}).get("conditions") or [])]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRDs not Established after {timeout} s: {waiting}")
+            time.sleep(0.5)
+
     def new_namespace(self, prefix="t"):
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.kubectl("create", "namespace", name)
@@ -128,8 +148,7 @@ def started_cluster(directory, extras=True):
         if extras:
             for crd in sorted(CRDS.glob("*.yaml")):
                 cluster.kubectl("apply", "--server-side", "-f", crd)
-            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                            "--all")
+            cluster.wait_established()
             cluster.apply(DEFAULT_STORAGE_CLASS)
         yield cluster
     finally:
