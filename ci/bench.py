@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from localapp import LocalApp, counter_slope, process_tree  # ci/localapp.py
+from localapp import LocalApp, counter_slope, process_tree  # harness/localapp.py
 from dockercoins_lab.scaling import model  # lab/dockercoins_lab/scaling.py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +130,7 @@ def run_cell(workers, rng, seconds, settle):
 
 def container_figures():
     """Each image's size and `podman run` to ready time, built from the local base image."""
-    import podman  # ci/podman.py
+    import podman  # harness/podman.py
     problem = podman.available()
     if problem:
         return {"skipped": problem}

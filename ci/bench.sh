@@ -25,4 +25,5 @@ if [ "${1:-}" = --nodes ]; then
 fi
 ensure_redis
 ensure_venv   # playwright too, for the dashboard row (pyproject.toml's bench extra)
+export PYTHONPATH="$ROOT/harness"   # bench.py runs the app with the tests' harness
 exec python "$ROOT/ci/bench.py" "$@"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-import podman as pm  # ci/podman.py
+import podman as pm  # harness/podman.py
 
 FIGURES = pm.FIGURES
 

@@ -1,6 +1,6 @@
 """Fixtures for the chart-against-image contract: the chart rendered by the real helm
 (ci/tools.sh), and the real images built by ci/build-images.sh from the local base
-(ci/podman-setup.sh), run with podman through ci/podman.py.
+(ci/podman-setup.sh), run with podman through harness/podman.py.
 
 With CI set, missing tools fail the run instead of skipping it, as in tests/containers."""
 import os
@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-import podman as pm  # ci/podman.py
+import podman as pm  # harness/podman.py
 from localapp import ROOT
 
 CHART = ROOT / "charts" / "dockercoins"

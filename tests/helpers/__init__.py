@@ -1,8 +1,8 @@
-"""The tests' helpers, one module a concern (pytest.ini puts tests/ and ci/ on the path):
+"""The tests' helpers, one module a concern (pytest.ini puts tests/, harness/ and ci/ on the path):
 
-- ci/localapp.py (shared with ci/bench.py): free ports, waiting, child processes, a service
+- harness/localapp.py (shared with ci/bench.py): free ports, waiting, child processes, a service
   under gunicorn, a worker, the whole app as ci/up.sh runs it, Prometheus metrics readings;
-- ci/podman.py: images built and run with podman; ci/dashboard_page.py: the dashboard in
+- harness/podman.py: images built and run with podman; harness/dashboard_page.py: the dashboard in
   Chromium;
 - helpers.services: a real redis-server;
 - helpers.registry: a real container registry (docker-registry) on loopback;

@@ -1,14 +1,14 @@
 """The dashboard in a real Chromium driven by Playwright: open it, read what it shows, and
 measure how far the speed it shows is from the true rate. Used by the dashboard tests, by
 ci/bench.py ("dashboard displayed speed vs true rate, worst error %") and by
-ci/dashboard_screenshot.py.
+harness/dashboard_screenshot.py.
 
-    from dashboard_page import measure_dashboard_error   # ci/ on the path
+    from dashboard_page import measure_dashboard_error   # harness/ on the path
     measure_dashboard_error("http://127.0.0.1:8000", "redis://127.0.0.1:6379/0", 30)
 
 or from a shell, printing the same dict as JSON:
 
-    .venv/bin/python ci/dashboard_page.py --webui URL --redis URL --seconds 30
+    .venv/bin/python harness/dashboard_page.py --webui URL --redis URL --seconds 30
 
 The true rate is the least-squares slope of redis `hashes` over the window (localapp.
 counter_slope). The shown values are every value `#speed` displayed during the same window

@@ -1,6 +1,6 @@
 """Make docs/dashboard.png: the dashboard with 6 workers on 1 rng, after a scale-up from 1.
 
-    .venv/bin/python ci/dashboard_screenshot.py [--out docs/dashboard.png]
+    .venv/bin/python harness/dashboard_screenshot.py [--out docs/dashboard.png]
 
 Runs the app as ci/up.sh does (free ports), scales 1 -> 6 workers with the page open, waits
 until the graph shows both the step and the plateau, and takes a 1600x900 (16:9) shot.

@@ -6,8 +6,8 @@ run left behind. Ports are published on 127.0.0.1 only, on free ports podman pic
 
 Needs `ci/podman-setup.sh` first on a fresh machine (podman, runc, the dnsname plugin and the
 local base image). Used by ci/bench.py and by tests/containers and tests/contract (`import podman
-as pm`, with ci/ on the path through pytest.ini), and from the shell:
-`python ci/podman.py measure REF...` prints each image's size and start-to-ready time as JSON.
+as pm`, with harness/ on the path through pytest.ini), and from the shell:
+`python harness/podman.py measure REF...` prints each image's size and start-to-ready time as JSON.
 """
 import atexit
 import contextlib
