@@ -1,7 +1,9 @@
 """Upgrades and rollbacks a pipeline can trust (issue 19, item 5), on kwok's cluster: ci/deploy.sh
 after a helm killed hard (SIGKILL, as a lost runner or a cancelled job leaves it), and
-ci/rollback.sh after an `--atomic` upgrade that failed. The scripts run as the deploy jobs run
-them, with KUBECONFIG, NAMESPACE, REGISTRY and TAG.
+ci/rollback.sh after an `--atomic` upgrade that failed, and ci/release-notes.sh where the nodes
+report no image digest. The scripts run as the deploy jobs run them, with KUBECONFIG,
+NAMESPACE, REGISTRY and TAG. The jobs themselves run on the real node
+(tests/node/test_pipeline_on_node.py).
 
 An upgrade is made to fail, or to hang in `--wait`, with a worker nodeSelector that matches no
 node: kwok marks every scheduled pod Ready, so a pod that cannot be scheduled is the one way its
@@ -174,3 +176,20 @@ def test_base_domain_gives_the_environment_its_host_on_the_gateway(cluster, name
     finally:
         cluster.run(["helm", "uninstall", "dockercoins", "-n", namespace, "--wait"], check=False)
         cluster.kubectl("delete", "crd", "httproutes.gateway.networking.k8s.io", "--wait=true")
+
+
+def test_release_notes_list_each_image_whose_node_reports_no_digest(cluster, namespace):
+    """kwok's fake nodes run nothing, so they report no image digest: ci/release-notes.sh still
+    lists every image, marks each one so, and warns. (On the real node every digest is listed:
+    tests/node/test_pipeline_on_node.py.)"""
+    status, output = deploy(cluster, namespace, "t1")
+    assert status == 0, output
+    proc = subprocess.run([str(ROOT / "ci" / "release-notes.sh")], capture_output=True, text=True,
+                          env=script_env(cluster, namespace, "t1", CI_COMMIT_TAG="v1.0.0"),
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
+    listed = {row.split("`")[1].rsplit("/", 1)[-1] for row in rows}
+    assert {f"{name}:t1" for name in ("rng", "hasher", "worker", "webui")} <= listed, proc.stdout
+    assert all(row.endswith("| not reported by the node |") for row in rows), proc.stdout
+    assert proc.stderr.strip(), "no warning for the digests the node did not report"

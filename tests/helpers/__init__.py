@@ -12,6 +12,5 @@
 - helpers.workshop, helpers.httping: commands as the workshop types them;
 - helpers.gitlab_local: the pipeline's jobs under gitlab-ci-local;
 - helpers.pins: the pinned requirements files;
-- helpers.pipeline_deploy, helpers.workshop_kubectl: test suites run on two clusters (kwok's
-  and the real node's); each folder's test file imports them, with its own `cluster` fixture.
+- helpers.pipeline_deploy: the pipeline's deploy jobs on a cluster, for tests/node.
 """

@@ -44,7 +44,7 @@ class NodeCluster(kube.Cluster):
         """host:port of the node's loopback registry, which containerd pulls from."""
         return (self.dir / "node" / "registry-address").read_text().strip()
 
-    # What tests/cluster/test_pipeline_deploy.py asks of a cluster that runs pods.
+    # What helpers/pipeline_deploy.py's Pipeline asks of a cluster that runs pods.
     @property
     def pipeline_variables(self):
         return {"REGISTRY": f"{self.registry}/dockercoins", "CLUSTER_VALUES": str(self.values_file)}

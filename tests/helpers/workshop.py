@@ -1,15 +1,7 @@
-"""Helpers for the workshop tests: is this a cluster whose pods run, commands as typed, and a
-one-off pod's whole output."""
+"""Helpers for the workshop tests: commands as typed, and a one-off pod's whole output."""
 import subprocess
 
 from helpers import kube
-
-
-def runs_containers(cluster):
-    """False on kwok's fake nodes, which run no container (so no logs, no ClusterIP traffic)."""
-    nodes = cluster.get("nodes")["items"]
-    return any(n["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") != "fake"
-               for n in nodes)
 
 
 def shell(cluster, script, kubeconfig, timeout=600):

@@ -2,8 +2,8 @@
 schema, extends, rules, needs, parallel:matrix) and gives the plan of each pipeline source, job by
 job; gitlab-ci-verify runs shellcheck on every script line; checkov runs its gitlab_ci checks. The
 job scripts run for real here where they need no cluster (lint, the chart push to a registry on
-loopback, their input errors); the deploy jobs run against an API server in
-tests/cluster/test_pipeline_deploy.py."""
+loopback, their input errors); the deploy jobs run against the real node in
+tests/node/test_pipeline_on_node.py."""
 import json
 import os
 import subprocess

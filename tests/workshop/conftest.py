@@ -1,6 +1,7 @@
-"""The workshop's cluster: the local control plane of ci/cluster.sh (kwok nodes) by default, or
-any cluster given by WORKSHOP_KUBECONFIG (a real node: there the pods run, so the steps that
-need running containers, such as `kubectl logs` and httping on a ClusterIP, run too)."""
+"""The workshop's cluster, for the README's and docs/workshop.md's blocks as typed: the local
+control plane of ci/cluster.sh (kwok nodes) by default, or any cluster given by
+WORKSHOP_KUBECONFIG. The kubectl side whose pods must run (logs, httping on a ClusterIP) is
+proven on the real node: tests/node/test_workshop_on_node.py."""
 import os
 import shutil
 
@@ -11,7 +12,7 @@ from helpers import kube
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    """A kube.Cluster whose pods may or may not run (see helpers.workshop.runs_containers)."""
+    """A kube.Cluster: kwok's, or the one WORKSHOP_KUBECONFIG names."""
     given = os.environ.get("WORKSHOP_KUBECONFIG")
     if given:
         c = kube.Cluster(tmp_path_factory.mktemp("given"))
