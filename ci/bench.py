@@ -9,14 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from localapp import LocalApp, counter_slope, process_tree  # harness/localapp.py
+from localapp import COMPONENTS, LocalApp, counter_slope, process_tree  # harness/localapp.py
 from dockercoins_lab.scaling import model  # lab/dockercoins_lab/scaling.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
 QUICK_CELLS = [(1, 1), (2, 1), (6, 1), (6, 2)]
 FULL_CELLS = [(1, 1), (2, 1), (3, 1), (6, 1), (10, 1), (6, 2), (10, 2), (10, 3)]
-SERVICES = ("rng", "hasher", "worker", "webui", "redis")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -26,7 +25,7 @@ def service_of(pid):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return None
-    for service in SERVICES:
+    for service in COMPONENTS:
         if f"/images/{service}" in cmdline or (service == "redis" and "redis-server" in cmdline):
             return service
     return None
@@ -51,7 +50,7 @@ def app_processes(app):
 
 
 def cpu_by_service(processes):
-    totals = dict.fromkeys(SERVICES, 0.0)
+    totals = dict.fromkeys(COMPONENTS, 0.0)
     for pid, service in processes.items():
         try:
             totals[service] += cpu_seconds(pid)
@@ -113,7 +112,7 @@ def run_cell(workers, rng, seconds, settle):
             except OSError:
                 pass
     hashes = max(hashes_after - hashes_before, 1)
-    cpu_ms = {s: round(1000 * (cpu_after[s] - cpu_before[s]) / hashes, 2) for s in SERVICES}
+    cpu_ms = {s: round(1000 * (cpu_after[s] - cpu_before[s]) / hashes, 2) for s in COMPONENTS}
     cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
     return {
         "workers": workers, "rng": rng, "window_seconds": round(elapsed, 1),

@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"
 SERVICE_ENV = {"PYTHONPATH": str(IMAGES / "common"), "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONUNBUFFERED": "1"}
+# The app's four services, each an image built from images/<service>/, in the workshop's order
+# (tests/services/test_import_cycles.py checks them against the folders); and the five
+# components the chart runs: those and redis, from its own image.
+SERVICES = ("rng", "hasher", "worker", "webui")
+COMPONENTS = SERVICES + ("redis",)
 # The app's own processes, by what their command lines hold.
 APP_PROCESSES = ("redis-server", "gunicorn", "worker.py", "honcho")
 

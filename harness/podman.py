@@ -23,9 +23,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from localapp import ROOT, metric_value, wait_until  # noqa: F401  (pm.metric_value in tests)
+from localapp import ROOT, SERVICES, metric_value, wait_until  # noqa: F401  (pm.metric_value in tests)
 
-SERVICES = ("rng", "hasher", "worker", "webui")
 HTTP_SERVICES = ("rng", "hasher", "webui")
 # Uncompressed size goals (MB, as `podman images` counts), for the tests and ci/bench.sh. webui
 # carries the kubernetes client for the cluster view (59 MB once its asyncio half is left out).

@@ -12,10 +12,9 @@ import pytest
 
 from helpers.kube import Failed, run_lab
 from helpers.node import FIGURES, Release, steady_speed
-from localapp import wait_until
+from localapp import SERVICES, wait_until
 
 PROMETHEUS = "/api/v1/namespaces/monitoring/services/prometheus-server:80/proxy"
-COMPONENTS = ("rng", "hasher", "webui", "worker")
 RNG_RATE = 'sum(rate(http_request_duration_seconds_count{{namespace="{ns}",pod=~"rng-.*",route="/<n>"}}[{window}]))'
 # The autoscaled release: the chart's values, with the test's shorter windows (Prometheus scrapes
 # every 10 s, so a 40 s rate has 4 samples) and KEDA polling Prometheus every 5 s.
@@ -68,7 +67,7 @@ def test_prometheus_scrapes_every_app_pod_and_agrees_with_the_workers(plateau_re
     release, cluster = plateau_release, plateau_release.cluster
     annotated = {p["metadata"]["name"] for p in cluster.get("pods", "-n", release.ns)["items"]
                  if p["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"}
-    assert {name.split("-")[0] for name in annotated} >= set(COMPONENTS), annotated
+    assert {name.split("-")[0] for name in annotated} >= set(SERVICES), annotated
     # Every worker too: with the default policies only the default-deny selects them, and their
     # metrics port admits any pod of the cluster (networkPolicy.metricsFrom empty).
     wait_until(lambda: targets(cluster, release.ns) == dict.fromkeys(annotated, "up"), 90,

@@ -220,7 +220,7 @@ def contract_env():
         match = re.match(r"\|\s*`([A-Z_]+)`\s*\|\s*([^|]+)\|", line)
         if match:
             users = {u.strip() for u in match.group(2).split(",")}
-            contract[match.group(1)] = {"rng", "hasher", "worker", "webui"} if users == {"all"} else users
+            contract[match.group(1)] = set(APP_COMPONENTS) if users == {"all"} else users
     assert "RNG_CONCURRENCY" in contract and "REDIS_PASSWORD" in contract
     return contract
 

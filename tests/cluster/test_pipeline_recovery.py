@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from helpers import kube
-from localapp import ROOT, wait_until
+from localapp import ROOT, SERVICES, wait_until
 
 NOWHERE = {"worker": {"nodeSelector": {"dockercoins.example/no-such-node": "true"}}}
 
@@ -190,6 +190,6 @@ def test_release_notes_list_each_image_whose_node_reports_no_digest(cluster, nam
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
     listed = {row.split("`")[1].rsplit("/", 1)[-1] for row in rows}
-    assert {f"{name}:t1" for name in ("rng", "hasher", "worker", "webui")} <= listed, proc.stdout
+    assert {f"{name}:t1" for name in SERVICES} <= listed, proc.stdout
     assert all(row.endswith("| not reported by the node |") for row in rows), proc.stdout
     assert proc.stderr.strip(), "no warning for the digests the node did not report"

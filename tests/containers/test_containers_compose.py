@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import podman as pm
-from localapp import free_port
+from localapp import COMPONENTS, SERVICES, free_port
 
 COMPOSE_FILE = pm.ROOT / "compose.yaml"
 RNG_CEILING = 10.0  # one rng, 0.1 s per request, one at a time
@@ -52,12 +52,12 @@ def test_compose_config_is_valid_and_shaped_like_the_seed():
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) == {"rng", "hasher", "worker", "webui", "redis"}
+    assert set(services) == set(COMPONENTS)
     published = {name: [published_port(p) for p in svc.get("ports", [])]
                  for name, svc in services.items()}
     assert published == {"webui": [8000], "rng": [8001], "hasher": [8002],
                          "worker": [], "redis": []}
-    for name in ("rng", "hasher", "worker", "webui", "redis"):
+    for name in COMPONENTS:
         svc = services[name]
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"], name
     # --scale needs no fixed name and no host port on the worker.
@@ -66,7 +66,7 @@ def test_compose_config_is_valid_and_shaped_like_the_seed():
     image = services["redis"]["image"]
     assert image.startswith("redis:") and image.split(":")[1][0].isdigit(), image
     assert "latest" not in image
-    for name in ("rng", "hasher", "worker", "webui"):
+    for name in SERVICES:
         assert services[name]["build"]["dockerfile"] == f"{name}/Dockerfile"
         assert Path(services[name]["build"]["context"]) == pm.ROOT / "images"
 

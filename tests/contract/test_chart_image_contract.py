@@ -49,9 +49,9 @@ import urllib.request
 import pytest
 
 import podman as pm
+from localapp import SERVICES
 
-APP = ("rng", "hasher", "worker", "webui")
-COMPONENTS = ("redis", *APP)
+COMPONENTS = ("redis", *SERVICES)   # redis first: the others need it
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379}
@@ -391,13 +391,13 @@ def test_sigterm_drains_and_exits_within_the_grace_period(app):
     probe 503 while it drains (those given a SHUTDOWN_DELAY_SECONDS), and exits 0 on its own
     within the grace period. Runs last: it stops the containers."""
     deadline = time.monotonic() + PROBE_WAIT_SECONDS  # ready first, so 503 means draining
-    for comp in APP:
+    for comp in SERVICES:
         passed, seen = wait_probe(app[comp], app[comp].spec["readinessProbe"], deadline)
         assert passed, f"{comp} never ready: {seen}"
     started = time.monotonic()
-    for comp in APP:
+    for comp in SERVICES:
         pm.podman("kill", "--signal", "TERM", app[comp].container.name)
-    for comp in APP:
+    for comp in SERVICES:
         running = app[comp]
         if int(running.options["env"].get("SHUTDOWN_DELAY_SECONDS", "0")) <= 0:
             continue
@@ -407,7 +407,7 @@ def test_sigterm_drains_and_exits_within_the_grace_period(app):
                 raise AssertionError(f"{comp} exited before it answered readiness 503")
             return not run_probe(running, probe)[0]
         pm.wait_until(unready, PROBE_WAIT_SECONDS, interval=0.05, what=f"{comp} unready")
-    for comp in APP:
+    for comp in SERVICES:
         running = app[comp]
         grace = running.pod_spec.get("terminationGracePeriodSeconds", 30)
         left = grace - (time.monotonic() - started)

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from localapp import ROOT
+from localapp import ROOT, SERVICES
 
 CHART = ROOT / "charts" / "dockercoins"
 TOOLS = ROOT / ".tools" / "bin"
@@ -19,7 +19,7 @@ SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").g
 K8S_VERSIONS = ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"]
 RELEASE = "dockercoins"
 NAMESPACE = "dockercoins"
-APP_COMPONENTS = ("rng", "hasher", "worker", "webui")
+APP_COMPONENTS = SERVICES   # the chart's own four, besides redis
 # Kinds from CRDs (prometheus-operator, KEDA, Gateway API), with their API versions: no built-in
 # schema to validate them against (tests/cluster validates them against the real CRDs).
 CRD_KINDS = {"ServiceMonitor": "monitoring.coreos.com/v1", "PodMonitor": "monitoring.coreos.com/v1",

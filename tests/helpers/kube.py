@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from localapp import ROOT
+from localapp import COMPONENTS, ROOT
 
 CHART = ROOT / "charts" / "dockercoins"
 TOOLS_BIN = ROOT / ".tools" / "bin"
@@ -21,7 +21,7 @@ LAB = Path(sys.executable).parent / "dockercoins-lab"
 CRDS = ROOT / "tests" / "cluster" / "crds"
 NODES = 3
 # The names the chart gives its objects (namePrefix empty).
-DEPLOYMENTS = ("rng", "hasher", "worker", "webui", "redis")
+DEPLOYMENTS = COMPONENTS
 SERVICES = ("rng", "hasher", "redis", "webui")
 FIGURES = {}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from helpers import kube
 from helpers.kube import CHART, component
-from localapp import ROOT, counter_slope, wait_until
+from localapp import ROOT, SERVICES, counter_slope, wait_until
 from workshop import readme   # tests/workshop's parser of the docs' command blocks
 
 RELEASE = "dockercoins"
@@ -53,7 +53,7 @@ class NodeCluster(kube.Cluster):
         """The four app images of this checkout, pushed again under TAG (a commit's short SHA),
         as the pipeline's build jobs would have pushed that commit's images."""
         built = (self.dir / "node" / "image-tag").read_text().strip()
-        for service in ("rng", "hasher", "worker", "webui"):
+        for service in SERVICES:
             self.run(["buildah", "push", "--quiet", "--tls-verify=false",
                       f"localhost/dockercoins/{service}:{built}",
                       f"docker://{self.registry}/dockercoins/{service}:{tag}"], timeout=300)

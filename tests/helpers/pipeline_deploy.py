@@ -16,9 +16,7 @@ from pathlib import Path
 import yaml
 
 from helpers.gitlab_local import clone, git, run_job, source_args
-from localapp import ROOT
-
-APP = ("rng", "hasher", "worker", "webui")
+from localapp import ROOT, SERVICES as APP
 
 
 class Pipeline:

@@ -9,15 +9,14 @@ one left the app."""
 import pytest
 
 from helpers.node import final_totals, steady_speed
-from localapp import wait_until
+from localapp import COMPONENTS, wait_until
 from dockercoins_lab.scaling import PER_WORKER, model
 
-APP = ("rng", "hasher", "worker", "webui", "redis")
 SPEEDS = {}   # (workers, rng) -> measured hashes/s, for the steps that compare them
 
 
 def test_install_every_pod_ready_by_its_probes(app):
-    for name in APP:
+    for name in COMPONENTS:
         pods = app.ready_pods(name)
         assert len(pods) == 1, f"{name}: {len(app.pods(name))} pods, {len(pods)} ready"
         pod = pods[0]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from helpers.node import FIGURES, SPREAD_WORKERS, Release, steady_speed
-from localapp import wait_until
+from localapp import SERVICES, wait_until
 from dockercoins_lab.scaling import random_balancing
 
 POLL_SECONDS = 0.2
@@ -75,7 +75,7 @@ def test_an_image_upgrade_under_load_answers_200_throughout(app):
     assert [line for line in answers if line.startswith("5")] == []
     assert set(codes) == {"200"}, [line for line in answers if not line.startswith("200")]
     # Every app pod now runs the new tag, and mining goes on.
-    for name in ("rng", "hasher", "worker", "webui"):
+    for name in SERVICES:
         wanted = {f"{app.cluster.registry}/dockercoins/{name}:{new}"}
         wait_until(lambda: {p["spec"]["containers"][0]["image"] for p in app.pods(name)} == wanted,
                    60, f"only {name} pods of the new tag (the old ones gone)")

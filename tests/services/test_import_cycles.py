@@ -1,10 +1,13 @@
 """No module of an image, or of the tools (the harness, ci/'s Python, the lab's package, the tests'
 helpers), imports another in a cycle, lazily inside a function or at the top: a cycle works only
-by the order of first imports, and breaks when someone moves a line."""
+by the order of first imports, and breaks when someone moves a line. And the one list of the
+app's services that the tests and the benchmark share is the image folders."""
 import ast
 from pathlib import Path
 
 import pytest
+
+import localapp
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
@@ -75,3 +78,9 @@ def test_no_import_cycle_in_the_tools():
     graph = {name: imports(path, set(modules)) - {name, name.split(".")[0]}
              for name, path in modules.items()}
     assert cycle(graph) is None, " -> ".join(cycle(graph))
+
+
+def test_the_service_list_is_the_image_folders():
+    """The harness's one list of the app's services (localapp.SERVICES) is images/'s folders."""
+    assert sorted(localapp.SERVICES) == SERVICES
+    assert all((IMAGES / service / "Dockerfile").is_file() for service in SERVICES)
