@@ -49,8 +49,8 @@ wants() {
 
 ensure_redis
 ensure_venv tests/requirements.txt   # pyproject.toml's test extra, pinned
-if wants containers || wants contract; then ci/podman-setup.sh; fi
-if wants chart || wants cluster || wants contract; then ci/tools.sh; fi
+if wants containers || wants rendered; then ci/podman-setup.sh; fi
+if wants chart || wants cluster || wants rendered; then ci/tools.sh; fi
 if wants lab; then ci/tools.sh helm kubectl; fi   # dockercoins-lab rng-kind runs helm
 if wants pipeline || wants cluster || wants node; then
   ensure_npm_tool gitlab-ci-local

@@ -5,7 +5,7 @@ Everything a test starts is labelled with this process's id and removed by `Podm
 run left behind. Ports are published on 127.0.0.1 only, on free ports podman picks.
 
 Needs `ci/podman-setup.sh` first on a fresh machine (podman, runc, the dnsname plugin and the
-local base image). Used by ci/bench.py and by tests/containers and tests/contract (`import podman
+local base image). Used by ci/bench.py and by tests/containers and tests/rendered (`import podman
 as pm`, with harness/ on the path through pytest.ini), and from the shell:
 `python harness/podman.py measure REF...` prints each image's size and start-to-ready time as JSON.
 """

@@ -1,7 +1,7 @@
 """Every scenario, and k8s/, validates strictly against Kubernetes 1.29-1.34 (kubernetes-validate's
 Python API, which raises on unknown fields and unknown kinds: the one schema validator, as in
 ci/lint.sh), and keeps the promises that hold across every object of every scenario: labels,
-selectors, probes, resources, security settings, the service contract of docs/services.md, and
+selectors, probes, resources, security settings, the service interfaces of docs/services.md, and
 PDBs only where more than one replica runs. What one template does with its values is tested by
 helm-unittest (charts/dockercoins/tests, run by test_unittest.py)."""
 import re
@@ -211,32 +211,32 @@ def test_containers_have_probes(scenario):
             assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
 
 
-def contract_env():
+def documented_env():
     """{variable: set of services} from the Environment table of docs/services.md."""
     text = (ROOT / "docs" / "services.md").read_text()
     table = text.split("## Environment", 1)[1].split("\n## ", 1)[0]
-    contract = {}
+    documented = {}
     for line in table.splitlines():
         match = re.match(r"\|\s*`([A-Z_]+)`\s*\|\s*([^|]+)\|", line)
         if match:
             users = {u.strip() for u in match.group(2).split(",")}
-            contract[match.group(1)] = set(APP_COMPONENTS) if users == {"all"} else users
-    assert "RNG_CONCURRENCY" in contract and "REDIS_PASSWORD" in contract
-    return contract
+            documented[match.group(1)] = set(APP_COMPONENTS) if users == {"all"} else users
+    assert "RNG_CONCURRENCY" in documented and "REDIS_PASSWORD" in documented
+    return documented
 
 
 @pytest.mark.parametrize("scenario", sorted(RENDERS))
-def test_app_env_follows_the_service_contract(scenario):
+def test_app_env_follows_the_service_interfaces(scenario):
     """Every variable the chart sets on an app container is one docs/services.md lists for
-    that service, and the ports are the contract's 8080."""
-    contract = contract_env()
+    that service, and the ports are docs/services.md's 8080."""
+    documented = documented_env()
     for doc, spec in pod_specs(RENDERS[scenario]):
         name = component(doc)
         if name not in APP_COMPONENTS:
             continue
         env = env_of(spec["containers"][0])
         for variable in env:
-            assert name in contract.get(variable, set()), f"{name} gets {variable}, not in docs/services.md"
+            assert name in documented.get(variable, set()), f"{name} gets {variable}, not in docs/services.md"
         port_variable = "METRICS_PORT" if name == "worker" else "PORT"
         assert env[port_variable] == "8080"
 

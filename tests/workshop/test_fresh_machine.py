@@ -12,7 +12,7 @@ NEEDED = [
     ("rsync", "gitlab-ci-local (tests/pipeline, tests/cluster) copies each job's files with it"),
     ("httping", "tests/workshop times GET / on rng and hasher as the workshop does"),
     ("chromium", "tests/dashboard: Playwright drives Debian's browser"),
-    ("podman", "tests/containers, tests/contract"),
+    ("podman", "tests/containers, tests/rendered"),
     ("buildah", "tests/containers: image builds"),
     ("docker-registry", "tests/chart: helm push/pull round trip; the real node's image registry"),
     ("containerd", "tests/node: the real node's container runtime"),

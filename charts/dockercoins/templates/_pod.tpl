@@ -1,7 +1,7 @@
 {{/*
 The pod template shared by the four app components (rng, hasher, worker, webui). They differ only
 in their environment and grace period, so one template keeps their security settings, probes
-and ports identical. The port (8080, named http) and the probe paths are the service contract of
+and ports identical. The port (8080, named http) and the probe paths are the service interfaces of
 docs/services.md.
 
 Usage:

@@ -1,5 +1,5 @@
 {{/*
-A `helm test` pod: one contract each, run with Python from the worker image (already on the nodes,
+A `helm test` pod: one check each, run with Python from the worker image (already on the nodes,
 pinned to the release's tag, and no other registry needed on an offline cluster). The pod has
 the same hardened settings as the app, and the "test" component label, which the rng and hasher
 NetworkPolicies admit.

@@ -281,7 +281,7 @@ def run_probe(running, probe):
             status, body = http_get(url, headers, timeout)
         except OSError as error:
             return False, f"GET {url}: {error}"
-        # The kubelet accepts 200-399; the contract here is a plain 200.
+        # The kubelet accepts 200-399; the chart asks for a plain 200 here.
         return status == 200, f"GET {url} -> {status} {body[:120]!r}"
     if "tcpSocket" in probe:
         port = container_port(spec, probe["tcpSocket"]["port"])
@@ -327,7 +327,7 @@ def render(rendered):
 @pytest.fixture(scope="module")
 def app(render, images, pod):
     """redis and the four app containers, each run as rendered, on one network."""
-    net = pod.network("contract")
+    net = pod.network("rendered")
     running = {}
     for comp in COMPONENTS:  # redis first: webui's readiness and the worker need it
         options, rewrites = podman_options(render, comp)
@@ -378,7 +378,7 @@ def test_container_runs_as_rendered(app, comp):
 
 
 def _writable(container, path):
-    probe = f"{path.rstrip('/')}/.contract-write-{os.getpid()}"
+    probe = f"{path.rstrip('/')}/.rendered-write-{os.getpid()}"
     result = subprocess.run(["podman", "exec", container.name, "sh", "-c",
                              f'[ -d "{path}" ] || exit 2; : > "{probe}" && rm -f "{probe}"'],
                             capture_output=True, text=True, timeout=60)

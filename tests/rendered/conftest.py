@@ -1,4 +1,4 @@
-"""Fixtures for the chart-against-image contract: the chart rendered by the real helm
+"""Fixtures for the chart against the images (each rendered container on its real image): the chart rendered by the real helm
 (ci/tools.sh), and the real images built by ci/build-images.sh from the local base
 (ci/podman-setup.sh), run with podman through harness/podman.py.
 
@@ -19,13 +19,13 @@ NAMESPACE = "dockercoins"
 # Our own image names, so a concurrent tests/containers run retagging
 # localhost/dockercoins-test/*:test cannot swap an image under this test. The build cache is
 # shared, so a warm build costs the same.
-CONTRACT_REGISTRY = "localhost/dockercoins-contract"
+CONTRACT_REGISTRY = "localhost/dockercoins-rendered"
 CONTRACT_TAG = "test"
 
 
 def _unavailable(reason):
     if os.environ.get("CI"):
-        pytest.fail(f"contract tests cannot run: {reason}")
+        pytest.fail(f"tests/rendered cannot run: {reason}")
     pytest.skip(reason)
 
 
@@ -73,6 +73,6 @@ def images(podman_ready):
 
 @pytest.fixture(scope="module")
 def pod(podman_ready):
-    pod = pm.Podman(prefix=f"dccontract-{os.getpid()}")
+    pod = pm.Podman(prefix=f"dcrendered-{os.getpid()}")
     yield pod
     pod.cleanup()
