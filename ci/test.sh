@@ -80,22 +80,20 @@ node_parts=()
 if wants node || wants nodes; then node_parts=(--node); fi
 if wants netpol; then node_parts=(--node --network-policy); fi
 if wants autoscale; then node_parts=(--node --network-policy --metrics); fi
-control_plane=""
-if wants cluster || wants workshop || wants lab || [ ${#node_parts[@]} -gt 0 ]; then
-  control_plane=yes
-fi
-# runs_before TIERS...: whether any folder of these tiers is selected.
-runs_before() {
+# selects TIERS...: whether any folder of these tiers is selected.
+selects() {
   local tier folder
   for tier in "$@"; do
     for folder in $(tier_folders "$tier"); do wants "${folder#tests/}" && return 0; done
   done
   return 1
 }
+control_plane=""
+if selects cluster || [ ${#node_parts[@]} -gt 0 ]; then control_plane=yes; fi
 background=()   # ci/cluster.sh's arguments for the background build, if any
-if [ -n "$control_plane" ] && runs_before fast; then
+if [ -n "$control_plane" ] && selects fast; then
   background=(build ${node_parts[@]+"${node_parts[@]}"})
-elif [ ${#node_parts[@]} -gt 0 ] && runs_before cluster images; then
+elif [ ${#node_parts[@]} -gt 0 ] && selects cluster images; then
   ci/cluster.sh build
   background=(build "${node_parts[@]}")
 elif [ -n "$control_plane" ]; then

@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from localapp import COMPONENTS, ROOT
+from localapp import COMPONENTS, ROOT, wait_until
 
 CHART = ROOT / "charts" / "dockercoins"
 TOOLS_BIN = ROOT / ".tools" / "bin"
@@ -79,18 +79,12 @@ class Cluster:
         `status.conditions: null` until its controller's first update, and kubectl wait then
         fails at once ("accessor error: <nil> is of the type <nil>") instead of waiting.
         Raises TimeoutError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def established():
             listed = self.get("crd", *names)
-            crds = listed.get("items", [listed])
-            waiting = [crd["metadata"]["name"] for crd in crds
-                       if not any(c["type"] == "Established" and c["status"] == "True"
-                                  for c in (crd.get("status") or {}).get("conditions") or [])]
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"CRDs not Established after {timeout} s: {waiting}")
-            time.sleep(0.5)
+            return all(any(c["type"] == "Established" and c["status"] == "True"
+                           for c in (crd.get("status") or {}).get("conditions") or [])
+                       for crd in listed.get("items", [listed]))
+        wait_until(established, timeout, f"CRDs {names or 'all'} Established", interval=0.5)
 
     def new_namespace(self, prefix="t"):
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -34,16 +34,16 @@ class Pipeline:
                           **{k: v for k, v in cluster.env.items() if k.startswith("HELM_")}}
         if os.environ.get("PIPELINE_TEST_REGISTRY"):
             self.variables["REGISTRY"] = os.environ["PIPELINE_TEST_REGISTRY"]
-        # A cluster that runs pods (tests/node) says where its images are, and publishes the
+        # The cluster runs pods (tests/node): it says where its images are, and publishes the
         # app's images under each commit's short SHA before a job deploys that commit.
-        self.variables.update(getattr(cluster, "pipeline_variables", {}))
-        self.publish = getattr(cluster, "publish_images", None)
+        self.variables.update(cluster.pipeline_variables)
+        self.publish = cluster.publish_images
         self.staging = f"{self.prefix}-staging"
         self.production = f"{self.prefix}-production"
 
     def job(self, name, *args, work=None, expect_success=True, variables=None):
         """Runs job NAME; VARIABLES override the project's for this run only."""
-        if self.publish and work is None:
+        if work is None:
             self.publish(git(self.work, "rev-parse", "HEAD")[:8])
         result = run_job(work or self.work, name, {**self.variables, **(variables or {})}, *args)
         output = result.stdout + result.stderr
