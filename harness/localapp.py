@@ -275,18 +275,25 @@ class LocalApp:
         return self.process.output()
 
     def stop(self):
-        """The extra workers stopped, then SIGINT to ci/up.sh, as Ctrl-C; returns its exit
-        code (0 or 130 for a clean stop)."""
+        """The extra workers stopped, then Ctrl-C: SIGINT to ci/up.sh's process group, as a
+        terminal sends it. Returns ci/up.sh's exit code (0 or 130 for a clean stop).
+        Raises AssertionError if the app was still running 60 s later (it is then stopped
+        with SIGTERM)."""
         for proc in self.extra:
             proc.stop()
         if self.process.proc.poll() is None:
             self.seen.update(process_tree(self.process.pid))
-            os.kill(self.process.pid, signal.SIGINT)
+            # The group, not the script alone: a shell started in the background (CI's own
+            # runner, `nohup ... &`) ignores SIGINT, and bash cannot trap a signal ignored on
+            # entry; honcho, in the same group, takes it either way, as under a terminal.
+            os.killpg(self.process.pid, signal.SIGINT)
             try:
                 self.process.proc.wait(60)
-            except subprocess.TimeoutExpired:  # then SIGTERM to all: the exit code says 143
-                print("ci/up.sh still running 60 s after SIGINT; its output:\n"
-                      + self.output()[-3000:], file=sys.stderr)
+            except subprocess.TimeoutExpired:
+                output = self.output()[-3000:]
+                self.process.stop()
+                raise AssertionError("ci/up.sh still running 60 s after Ctrl-C; its output:\n"
+                                     + output)
         return self.process.stop()
 
     def left_running(self):
