@@ -36,9 +36,6 @@ TEST_REGISTRY = "localhost/dockercoins-test"
 TEST_TAG = "test"
 LABEL = "io.dockercoins.test"
 APP_USER = "10001:10001"
-# What the tests measured in this process (sizes, start-to-ready, rates), for the summary
-# that conftest prints and writes to out/containers.json.
-FIGURES = {}
 
 # Straight to 127.0.0.1, whatever proxy the environment names.
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))

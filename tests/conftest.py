@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder: real redis-server and real gunicorn processes; and the
-run's time per test folder and tier, printed at the end (the CI clock's budget is kept by it)."""
+run's time per test folder and tier, printed at the end (the CI clock's budget is kept by it),
+after the figures the tests measured (helpers/figures.py)."""
 from collections import Counter
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 # Assertions in the helpers package (shared test bodies among them) report like a test's own.
 pytest.register_assert_rewrite("helpers")
 
+from helpers import figures  # noqa: E402
 from helpers.services import RedisServer  # noqa: E402
 from localapp import gunicorn  # noqa: E402
 
@@ -71,6 +73,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
+    figures.summary(terminalreporter)
     if not FOLDER_SECONDS:
         return
     tier_of = {folder: line.split()[0] for line in TIERS.read_text().splitlines()

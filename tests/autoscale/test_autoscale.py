@@ -10,8 +10,9 @@ import urllib.parse
 
 import pytest
 
+from helpers import figures
 from helpers.kube import Failed, run_lab
-from helpers.node import FIGURES, Release, steady_speed
+from helpers.node import Release, steady_speed
 from localapp import SERVICES, wait_until
 
 PROMETHEUS = "/api/v1/namespaces/monitoring/services/prometheus-server:80/proxy"
@@ -77,7 +78,7 @@ def test_prometheus_scrapes_every_app_pod_and_agrees_with_the_workers(plateau_re
     prometheus = query(cluster, RNG_RATE.format(ns=release.ns, window="1m"))
     print(f"rng rate: workers {workers:.2f}/s, Prometheus {prometheus:.2f}/s; "
           f"plateau {PLATEAU['speed']:.2f} hashes/s")
-    FIGURES["prometheus_rng_rate_vs_workers"] = round(prometheus / workers, 3)
+    figures.record("node", "prometheus_rng_rate_vs_workers", round(prometheus / workers, 3))
     assert prometheus == pytest.approx(workers, rel=0.10)
 
 
@@ -130,30 +131,30 @@ def test_keda_scales_rng_until_the_plateau_lifts_and_back(node_cluster, tmp_path
         # 10 workers on 1 rng: the plateau comes, and within 3 minutes rng has scaled itself
         # and the speed (over 15 s, from webui's counter) is at least 1.8x the one-rng plateau.
         added = next(t for t, _, rng, _, _ in up if rng >= 2)
-        FIGURES["autoscale_second_rng_ready_seconds"] = round(added)
+        figures.record("node", "autoscale_second_rng_ready_seconds", round(added))
         # The metric's lag: KEDA's reading (a rate over 40 s, scraped every 10 s) first above
         # the target of 8 per pod after the workers' scale-up.
-        FIGURES["autoscale_metric_over_target_seconds"] = next(
-            (round(t) for t, _, _, _, metric in up if metric is not None and metric > 8), None)
+        figures.record("node", "autoscale_metric_over_target_seconds", next(
+            (round(t) for t, _, _, _, metric in up if metric is not None and metric > 8), None))
         assert added <= 180, rows
         lifted = next((b[0] for a, b in zip(up, up[3:])   # 3 rows of 5 s: a 15 s window
                        if (b[3] - a[3]) / (b[0] - a[0]) >= 1.8 * PLATEAU["speed"]), None)
         assert lifted is not None and lifted <= 180, (PLATEAU, rows)
-        FIGURES["autoscale_plateau_lifted_seconds"] = round(lifted)
+        figures.record("node", "autoscale_plateau_lifted_seconds", round(lifted))
         # At that steady load the replica count settles: at most two changes in 5 minutes.
         window = [rng for t, _, rng, _, _ in up if added <= t <= added + 300]
         assert up[-1][0] >= added + 295, rows   # the lab held the load for the 5 minutes
         changes = sum(1 for a, b in zip(window, window[1:]) if a != b)
-        FIGURES["autoscale_rng_replicas_at_10_workers"] = window[-1]
+        figures.record("node", "autoscale_rng_replicas_at_10_workers", window[-1])
         assert changes <= 2, window
         # Back to 1 worker: rng returns to its minimum after the scale-down window.
         assert rows[-1][1:3] == (1, 1), rows
-        FIGURES["autoscale_back_to_min_seconds"] = round(rows[-1][0] - up[-1][0])
+        figures.record("node", "autoscale_back_to_min_seconds", round(rows[-1][0] - up[-1][0]))
         # `kubectl get hpa` shows the metric's current value, not <unknown>.
         hpa = release.kubectl("get", "hpa", "rng")
         assert re.search(r"\d+(\.\d+)?m?/8 \(avg\)", hpa), hpa
-        FIGURES["prometheus_rss_mib"] = round(query(
-            node_cluster, 'process_resident_memory_bytes{namespace="monitoring"}') / 2**20)
+        figures.record("node", "prometheus_rss_mib", round(query(
+            node_cluster, 'process_resident_memory_bytes{namespace="monitoring"}') / 2**20))
     finally:
         release.uninstall()
     # helm uninstall leaves no ScaledObject, HPA or policy behind (KEDA deletes its HPA).

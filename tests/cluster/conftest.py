@@ -16,9 +16,3 @@ def cluster(tmp_path_factory):
 def namespace(cluster):
     yield from kube.namespace_for_test(cluster)
 
-
-def pytest_terminal_summary(terminalreporter):
-    if kube.FIGURES:
-        terminalreporter.section("cluster")
-        for key, value in kube.FIGURES.items():
-            terminalreporter.write_line(f"{key}: {value}")

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from helpers import kube
+from helpers import figures, kube
 from helpers.kube import CHART, DEPLOYMENTS, NODES, SERVICES, component, make_volume
 from localapp import wait_until
 
@@ -22,8 +22,7 @@ def install(cluster, namespace, *args, chart=CHART, timeout="3m"):
     started = time.monotonic()
     out = cluster.helm("install", RELEASE, chart, "-n", namespace, "--wait", "--timeout", timeout,
                        *args)
-    kube.FIGURES.setdefault("helm_install_wait_seconds", []).append(
-        round(time.monotonic() - started, 1))
+    figures.append("cluster", "helm_install_wait_seconds", round(time.monotonic() - started, 1))
     return out
 
 

@@ -6,6 +6,7 @@ import time
 import pytest
 
 import podman as pm
+from helpers import figures
 
 WORKER_RATE = 1 / 0.3  # sleep 0.1 s + rng 0.1 s + hasher 0.1 s per loop: 3.33 hashes/s
 WINDOW_SECONDS = 18.0
@@ -30,7 +31,7 @@ def app(images, pod):
     # From the first `podman run` (redis) to every app container answering /readyz 200.
     ready = max(containers[svc].wait_http("/readyz") + containers[svc].started_at
                 for svc in pm.SERVICES) - redis.started_at
-    pm.FIGURES["app_start_to_ready_seconds"] = round(ready, 2)
+    figures.record("container images", "app_start_to_ready_seconds", round(ready, 2))
     return containers
 
 
@@ -115,8 +116,9 @@ def test_one_worker_gives_its_rate_at_json(app):
     end = next_flush(app, webui_numbers(app)["hashes"])
     rate = (end["hashes"] - start["hashes"]) / (end["now"] - start["now"])
     ratio = rate / WORKER_RATE
-    pm.FIGURES["worker_rate"] = {"hashes_per_second": round(rate, 3), "ratio": round(ratio, 3),
-                                 "window_seconds": round(end["now"] - start["now"], 1)}
+    figures.record("container images", "worker_rate", {
+        "hashes_per_second": round(rate, 3), "ratio": round(ratio, 3),
+        "window_seconds": round(end["now"] - start["now"], 1)})
     print(f"one worker: {rate:.2f} hashes/s = {ratio:.3f} x 3.33")
     assert 0.85 <= ratio <= 1.05
     if "speed" in end:  # the server-side speed the dashboard draws
@@ -137,7 +139,7 @@ def test_worker_stops_fast_and_redis_has_its_exact_count(app):
         seconds = worker.stop(timeout=10)
     finally:
         hasher.unpause()
-    pm.FIGURES["worker_stop_seconds"] = round(seconds, 2)
+    figures.record("container images", "worker_stop_seconds", round(seconds, 2))
     logs = worker.logs()
     assert seconds < 3.0, f"podman stop took {seconds:.2f} s\n{logs[-2000:]}"
     assert worker.exit_code() == 0, logs[-3000:]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import podman as pm
+from helpers import figures
 
 DOCKERFILES = [pm.ROOT / "images" / svc / "Dockerfile" for svc in pm.SERVICES]
 SIZE_GOAL_MB = pm.SIZE_GOAL_MB  # 150 MB; webui more: it carries the kubernetes client (cluster view)
@@ -84,9 +85,9 @@ def test_image_starts_hardened_answers_healthz_and_stops(images, pod, svc):
         again.stop()
         print(f"{svc}: first start took {first:.2f} s to be ready, the second {ready:.2f} s")
     size_mb = pm.image_size(ref) / 1e6
-    pm.FIGURES.setdefault("images", {})[svc] = {
+    figures.record("container images", f"{svc}_image", {
         "size_mb": round(size_mb, 1), "ready_seconds": round(ready, 3),
-        "stop_seconds": round(stop, 3)}
+        "stop_seconds": round(stop, 3)})
     print(f"{svc}: {size_mb:.1f} MB, start-to-ready {ready:.2f} s, stop {stop:.2f} s")
     assert size_mb <= SIZE_GOAL_MB[svc], f"{ref} is {size_mb:.0f} MB (goal {SIZE_GOAL_MB[svc]})"
     assert ready <= READY_GOAL_SECONDS, f"{ref} took {ready:.2f} s to be ready"

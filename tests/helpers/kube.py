@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+from helpers import figures
 from localapp import COMPONENTS, ROOT, wait_until
 
 CHART = ROOT / "charts" / "dockercoins"
@@ -23,7 +24,6 @@ NODES = 3
 # The names the chart gives its objects (namePrefix empty).
 DEPLOYMENTS = COMPONENTS
 SERVICES = ("rng", "hasher", "redis", "webui")
-FIGURES = {}
 
 
 class Failed(Exception):
@@ -133,12 +133,12 @@ def started_cluster(directory, extras=True):
     """`ci/cluster.sh up` in `directory` (building the binaries if `ci/cluster.sh build` has not),
     then `down` whatever happens. With extras, the CRDs the chart can use are installed as on a
     real cluster with the prometheus-operator, and a default StorageClass stands for the
-    cloud's. Yields the Cluster; its start-up time is added to FIGURES."""
+    cloud's. Yields the Cluster; its start-up time is a figure."""
     cluster = Cluster(directory)
     started = time.monotonic()
     try:
         cluster.script("up")
-        FIGURES.setdefault("cluster_up_seconds", []).append(round(time.monotonic() - started, 1))
+        figures.append("cluster", "cluster_up_seconds", round(time.monotonic() - started, 1))
         if extras:
             for crd in sorted(CRDS.glob("*.yaml")):
                 cluster.kubectl("apply", "--server-side", "-f", crd)

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from helpers import kube
+from helpers import figures, kube
 from helpers.kube import CHART, component
 from localapp import ROOT, SERVICES, counter_slope, wait_until
 from workshop import readme   # tests/workshop's parser of the docs' command blocks
@@ -27,7 +27,6 @@ SPREAD_WORKERS = ["--set", "worker.topologySpreadConstraints[0].maxSkew=1",
                   "--set", "worker.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
                   "--set", "worker.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
                   "--set", "worker.topologySpreadConstraints[0].nodeTaintsPolicy=Honor"]
-FIGURES = {}
 WORKER_TOTAL = re.compile(r"final flush done: (\d+) loops in all")
 
 
@@ -90,8 +89,7 @@ class Release:
         started = time.monotonic()
         self.helm("install", RELEASE, CHART, "-f", self.cluster.values_file, "--wait",
                   "--timeout", "5m", *args)
-        FIGURES.setdefault("helm_install_wait_seconds", []).append(
-            round(time.monotonic() - started, 1))
+        figures.append("node", "helm_install_wait_seconds", round(time.monotonic() - started, 1))
         # A node's Ready condition says nothing of its kube-proxy: one cut off from the API server
         # relists only after its backoff (up to 30 s), and until then has no rules for these new
         # Services, so a pod there gets "Network is unreachable" for them (seen after a lost node).
@@ -325,15 +323,6 @@ def order_last(items, folder, last):
         items[here[0]:here[-1] + 1] = rest + ordered
 
 
-def print_figures(terminalreporter):
-    """The figures of the node tests, once per session (tests/node and tests/nodes both ask)."""
-    if FIGURES and not getattr(print_figures, "done", False):
-        print_figures.done = True
-        terminalreporter.section("node")
-        for key, value in FIGURES.items():
-            terminalreporter.write_line(f"{key}: {value}")
-
-
 # --- one node cluster at a time ------------------------------------------------------------------
 UP = []   # the node clusters this session started and has not taken down yet
 
@@ -394,7 +383,7 @@ def session_node_cluster(tmp_path_factory, name, *up_args, figure="up_to_node_re
     except kube.Failed:
         c.script("down")
         raise
-    FIGURES[figure] = round(time.monotonic() - started, 1)
+    figures.record("node", figure, round(time.monotonic() - started, 1))
     UP.append(c)
     try:
         yield c

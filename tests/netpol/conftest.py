@@ -18,7 +18,3 @@ def node_cluster(tmp_path_factory):
 def pytest_collection_modifyitems(items):
     """`down` last of this folder, after every other test has used the session's cluster."""
     node.order_last(items, Path(__file__).parent, ("test_down_leaves_nothing",))
-
-
-def pytest_terminal_summary(terminalreporter):
-    node.print_figures(terminalreporter)

@@ -4,7 +4,8 @@ import os
 import time
 from pathlib import Path
 
-from helpers.node import FIGURES, host_state, leftovers
+from helpers import figures
+from helpers.node import host_state, leftovers
 from localapp import wait_until
 
 
@@ -52,6 +53,8 @@ def test_down_leaves_nothing(node_cluster):
     assert any("KUBE-ROUTER-FORWARD" in chain for chain in made["firewall chains"]), made
     assert any("kube-router" in proc for proc in made["processes"]), made
     pid = int((node_cluster.dir / "pids" / "kube-router-dockercoins-node").read_text())
-    FIGURES["kube_router_idle_rss_mib"], FIGURES["kube_router_idle_cpu_percent"] = idle_cost(pid)
+    rss_mib, cpu_percent = idle_cost(pid)
+    figures.record("node", "kube_router_idle_rss_mib", rss_mib)
+    figures.record("node", "kube_router_idle_cpu_percent", cpu_percent)
     node_cluster.script("down")
     assert leftovers(node_cluster.host_before, host_state()) == {}

@@ -57,7 +57,3 @@ def page(webui_url):
         page.goto(webui_url)
         page.wait_for_function("document.body.dataset.state === 'live'", timeout=30_000)
         yield page
-
-
-def pytest_terminal_summary(terminalreporter):
-    node.print_figures(terminalreporter)

@@ -9,7 +9,7 @@ import json
 
 import yaml
 
-from helpers import node
+from helpers import figures
 from helpers.node import steady_speed
 from localapp import wait_until
 from dockercoins_lab.scaling import model, random_balancing
@@ -54,9 +54,9 @@ def test_the_chapters_own_daemonset_joins_rng_and_lifts_the_plateau(app):
             # kube-proxy picks a replica at random per connection: about 18.5 hashes/s here,
             # under the 20 of the bottleneck model (scaling.random_balancing).
             estimate = random_balancing(WORKERS, 2)
-            node.FIGURES["daemonset_chapter_hashes_per_second"] = {
+            figures.record("node", "daemonset_chapter_hashes_per_second", {
                 "one rng": round(plateau, 2), "with the chapter's DaemonSet": round(lifted, 2),
-                "random-balancing estimate": round(estimate, 2)}
+                "random-balancing estimate": round(estimate, 2)})
             assert lifted >= 1.5 * plateau, (plateau, lifted, estimate)
             assert lifted <= 1.15 * model(WORKERS, 2), (plateau, lifted, estimate)
         finally:

@@ -6,7 +6,7 @@ import subprocess
 
 from kubernetes import client, config
 
-from helpers import node
+from helpers import figures
 from helpers.kube import LAB, component
 
 # A table row; R is a count, or a count and the DaemonSet mark.
@@ -27,8 +27,8 @@ def test_experiment_with_an_rng_daemonset(node_cluster, app, tmp_path):
     rows = ROW.findall(out)
     assert [(w, r) for w, r, *_ in rows] == [
         ("1", "1"), ("5", "1"), ("5", "1 (rng DS, 1 per node)")], out
-    node.FIGURES["lab_daemonset_hashes_per_second"] = {f"W={w} R={r}": float(m)
-                                                       for w, r, m, *_ in rows}
+    figures.record("node", "lab_daemonset_hashes_per_second",
+                   {f"W={w} R={r}": float(m) for w, r, m, *_ in rows})
     for _, _, measured, expected, _ in rows:
         assert abs(float(measured) - float(expected)) <= 0.15 * float(expected), out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

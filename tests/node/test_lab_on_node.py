@@ -5,7 +5,7 @@ import re
 import pytest
 from kubernetes import client, config
 
-from helpers import node
+from helpers import figures, node
 from helpers.kube import run_lab
 ROW = re.compile(r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", re.M)
 
@@ -27,7 +27,8 @@ def test_experiment_end_to_end(node_cluster, lab_release, tmp_path):
     assert status == 0, err
     rows = [(int(w), int(r), float(m), float(e), float(b)) for w, r, m, e, b in ROW.findall(out)]
     assert [(w, r) for w, r, *_ in rows] == [(1, 1), (2, 1), (10, 1), (10, 3)], out
-    node.FIGURES["lab_experiment_hashes_per_second"] = {f"W={w} R={r}": m for w, r, m, *_ in rows}
+    figures.record("node", "lab_experiment_hashes_per_second",
+                   {f"W={w} R={r}": m for w, r, m, *_ in rows})
     for workers, rng, measured, expected, balanced in rows:
         if rng == 1:
             assert abs(measured - expected) <= 0.15 * expected, out

@@ -24,7 +24,3 @@ LAST = ("test_down_leaves_nothing", "test_the_nodes_block_as_typed")
 
 def pytest_collection_modifyitems(items):
     node.order_last(items, Path(__file__).parent, LAST)
-
-
-def pytest_terminal_summary(terminalreporter):
-    node.print_figures(terminalreporter)

@@ -6,7 +6,8 @@ worker calls its own node's rng, and the plateau is 10 x 3 (at least 27).
 The tests of this module share one release and run in order."""
 import pytest
 
-from helpers.node import FIGURES, NODE_NAMES, SPREAD_WORKERS, Release, rng_served, steady_speed
+from helpers import figures
+from helpers.node import NODE_NAMES, SPREAD_WORKERS, Release, rng_served, steady_speed
 from localapp import wait_until
 from dockercoins_lab.scaling import model, random_balancing
 
@@ -43,9 +44,9 @@ def test_a_daemonset_runs_one_rng_per_node(app):
 
 def test_random_balancing_lifts_the_plateau(app):
     SPEEDS["random"] = speed = steady_speed(app, settle=10)
-    FIGURES["daemonset_x3_random_hashes_per_second"] = {
+    figures.record("node", "daemonset_x3_random_hashes_per_second", {
         "measured": round(speed, 1),
-        "random-balancing estimate": round(random_balancing(WORKERS, 3), 1)}
+        "random-balancing estimate": round(random_balancing(WORKERS, 3), 1)})
     assert speed >= 2.2 * SPEEDS["one rng"], SPEEDS
 
 
@@ -54,13 +55,14 @@ def test_prefer_same_node_gives_ten_per_node(app):
     before = rng_served(app)
     SPEEDS["PreferSameNode"] = speed = steady_speed(app, settle=10)
     after = rng_served(app)
-    FIGURES["daemonset_x3_prefer_same_node_hashes_per_second"] = {
-        "measured": round(speed, 1), "model": model(WORKERS, 3)}
+    figures.record("node", "daemonset_x3_prefer_same_node_hashes_per_second", {
+        "measured": round(speed, 1), "model": model(WORKERS, 3)})
     assert speed >= 0.9 * model(WORKERS, 3), SPEEDS
     # Every node's rng serves its own five workers at its cap, alike (its latency includes the
     # queue of those five): none idles while another queues, as random picks let happen.
     calls = {node: after[node][0] - before[node][0] for node in NODE_NAMES}
     latency = {node: (after[node][1] - before[node][1]) / calls[node] for node in NODE_NAMES}
-    FIGURES["prefer_same_node_rng_seconds_per_node"] = {n: round(s, 3) for n, s in latency.items()}
+    figures.record("node", "prefer_same_node_rng_seconds_per_node",
+                   {n: round(s, 3) for n, s in latency.items()})
     assert max(calls.values()) <= 1.2 * min(calls.values()), calls
     assert max(latency.values()) <= 1.3 * min(latency.values()), latency

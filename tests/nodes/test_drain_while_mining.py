@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from helpers import figures
 from helpers.kube import run_lab
-from helpers.node import FIGURES, SPREAD_WORKERS, Release, Watch, final_totals
+from helpers.node import SPREAD_WORKERS, Release, Watch, final_totals
 from localapp import wait_until
 
 DRAIN = ["--ignore-daemonsets", "--delete-emptydir-data", "--timeout=180s"]
@@ -53,14 +54,14 @@ def test_a_drain_while_mining_loses_and_doubles_nothing(app):
         time.sleep(5)
         started = time.monotonic()
         out = app.cluster.kubectl("drain", node, *DRAIN, timeout=240)
-        FIGURES["drain_seconds"] = round(time.monotonic() - started, 1)
+        figures.record("node", "drain_seconds", round(time.monotonic() - started, 1))
         wait_until(lambda: len(app.ready_pods("worker")) == 6, 120, "6 workers ready again")
         time.sleep(5)
         watch.follow_new()
     assert f"node/{node} drained" in out, out
     moved = [p for p in app.pods("worker") if p["spec"]["nodeName"] == node]
     assert moved == [], "a worker is still on the drained node"
-    FIGURES["drain_longest_mining_stop_seconds"] = round(watch.longest_stop(), 1)
+    figures.record("node", "drain_longest_mining_stop_seconds", round(watch.longest_stop(), 1))
     assert watch.longest_stop() <= 5.0
     # Every worker pod that ever ran here, the evicted and their replacements, flushed its count.
     followers = watch.followers

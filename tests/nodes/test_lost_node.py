@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from helpers.node import FIGURES, SPREAD_WORKERS, Release, Watch, final_totals, steady_speed
+from helpers import figures
+from helpers.node import SPREAD_WORKERS, Release, Watch, final_totals, steady_speed
 from localapp import wait_until
 from dockercoins_lab.scaling import random_balancing
 
@@ -91,26 +92,29 @@ def test_a_lost_node_is_replaced_and_nothing_counts_twice(app):
         cut = time.monotonic()
         subprocess.run(["ip", "link", "set", LINK, "down"], check=True)
         wait_until(lambda: not ready(app.cluster, LOST), 150, f"{LOST} NotReady")
-        FIGURES["lost_node_not_ready_after_seconds"] = round(time.monotonic() - cut, 1)
+        figures.record("node", "lost_node_not_ready_after_seconds",
+                       round(time.monotonic() - cut, 1))
         names = {p["metadata"]["name"] for p in lost}
 
         def replaced():
             running = [p for p in app.ready_pods("worker") if p["metadata"]["name"] not in names]
             return len(running) == 6 and all(p["spec"]["nodeName"] != LOST for p in running)
         wait_until(replaced, 120, "6 workers Ready on the other nodes")
-        FIGURES["lost_node_workers_replaced_after_seconds"] = round(time.monotonic() - cut, 1)
+        figures.record("node", "lost_node_workers_replaced_after_seconds",
+                       round(time.monotonic() - cut, 1))
         # Mining goes on, on two rngs.
         speed = steady_speed(app, settle=8, seconds=10)
         watch.follow_new()
-    FIGURES["lost_node_longest_mining_stop_seconds"] = round(watch.longest_stop(), 1)
-    FIGURES["lost_node_speed_after"] = {
-        "measured": round(speed, 1), "random-balancing estimate": round(random_balancing(6, 2), 1)}
+    figures.record("node", "lost_node_longest_mining_stop_seconds", round(watch.longest_stop(), 1))
+    figures.record("node", "lost_node_speed_after", {
+        "measured": round(speed, 1), "random-balancing estimate": round(random_balancing(6, 2), 1)})
     assert speed >= 0.7 * random_balancing(6, 2), speed
     # The lost workers' own counts, from their namespace: done, and flushed before the cut.
     done = {p["metadata"]["name"]: loops_done(p) for p in lost}
     flushed = {pod: sum(n for wid, n in watch.flushed.items() if wid.startswith(pod + "-"))
                for pod in done}
-    FIGURES["lost_node_loops_not_flushed"] = {pod: done[pod] - flushed[pod] for pod in done}
+    figures.record("node", "lost_node_loops_not_flushed",
+                   {pod: done[pod] - flushed[pod] for pod in done})
     assert all(flushed[pod] > 0 and done[pod] >= flushed[pod] for pod in done), (done, flushed)
     # Every other worker, the replacements too, stops with its final flush.
     others = {pod: f for pod, f in watch.followers.items() if pod not in names}

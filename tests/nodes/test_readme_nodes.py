@@ -2,7 +2,8 @@
 `helm install` with `rng.kind=DaemonSet`, PreferSameNode and 15 workers spread, about 30 hashes/s on
 /json, then `ci/cluster.sh down`. It runs last, after the session's nodes are down (one node
 cluster at a time on this machine), in a cluster directory of its own."""
-from helpers.node import FIGURES, Release, block_as_typed, steady_speed
+from helpers import figures
+from helpers.node import Release, block_as_typed, steady_speed
 from dockercoins_lab.scaling import model
 
 
@@ -12,5 +13,5 @@ def test_the_nodes_block_as_typed(nodes_cluster, tmp_path):
         assert '"hashes"' in proc.stdout   # the block's last command printed /json
         # The figure the block promises: one rng per node, each worker on its own node's rng.
         speed = steady_speed(Release(cluster, "default"), settle=10)
-        FIGURES["nodes_block_hashes_per_second"] = round(speed, 1)
+        figures.record("node", "nodes_block_hashes_per_second", round(speed, 1))
         assert speed >= 0.9 * model(15, 3)

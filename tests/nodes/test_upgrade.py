@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from helpers.node import FIGURES, SPREAD_WORKERS, Release, steady_speed
+from helpers import figures
+from helpers.node import SPREAD_WORKERS, Release, steady_speed
 from localapp import SERVICES, wait_until
 from dockercoins_lab.scaling import random_balancing
 
@@ -64,13 +65,14 @@ def test_an_image_upgrade_under_load_answers_200_throughout(app):
     for name in ("hasher", "webui", "worker"):
         app.kubectl("rollout", "status", f"deployment/{name}", "--timeout=180s", timeout=200)
     app.kubectl("rollout", "status", "daemonset/rng", "--timeout=180s", timeout=200)
-    FIGURES["upgrade_rollout_seconds"] = round(time.monotonic() - started, 1)
+    figures.record("node", "upgrade_rollout_seconds", round(time.monotonic() - started, 1))
     time.sleep(3)
     answers = app.kubectl("logs", "poller").splitlines()
     codes = [line.split()[0] for line in answers]
     app.kubectl("delete", "pod", "poller", "--wait=false")
     seconds = time.monotonic() - started
-    FIGURES["upgrade_json_answers"] = {code: codes.count(code) for code in sorted(set(codes))}
+    figures.record("node", "upgrade_json_answers",
+                   {code: codes.count(code) for code in sorted(set(codes))})
     assert len(codes) >= 0.5 * (seconds + 3) / POLL_SECONDS, len(codes)
     assert [line for line in answers if line.startswith("5")] == []
     assert set(codes) == {"200"}, [line for line in answers if not line.startswith("200")]
