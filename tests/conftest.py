@@ -49,21 +49,22 @@ TIERS = Path(__file__).parent / "tiers.txt"
 
 
 def tier_order():
-    """{test folder: its tier's place in tests/tiers.txt}: 0 for the cheapest."""
-    order, tiers = {}, []
+    """{test folder: its place in tests/tiers.txt}: the tiers cheapest first, and in a tier its
+    folders as listed (the node tier's own node first, whose parts are built first)."""
+    order = {}
     for line in TIERS.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            tier, *folders = line.split()
-            tiers.append(tier)
-            order.update(dict.fromkeys(folders, len(tiers) - 1))
+            for folder in line.split()[1:]:
+                order[folder] = len(order)
     return order
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
-    """The tiers cheapest first, each folder's own order kept: a failure of a cheap tier shows
-    in minutes, and ci/test.sh's background build of the node's parts has the cheaper tiers'
-    time to finish before the first node test needs them."""
+    """The folders in tests/tiers.txt's order, each folder's own order kept: a failure of a
+    cheap tier shows in minutes, and ci/test.sh's background build of the node's parts has the
+    cheaper tiers' time to finish before the first node test needs them (tests/node first: the
+    policy controller, Prometheus, KEDA and metrics-server go on building while it runs)."""
     order = tier_order()
     items.sort(key=lambda item: order.get(Path(item.path).parent.name, len(order)))
 
