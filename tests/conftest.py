@@ -48,15 +48,13 @@ FOLDER_SECONDS = Counter()
 TIERS = Path(__file__).parent / "tiers.txt"
 
 
-def tier_order():
-    """{test folder: its place in tests/tiers.txt}: the tiers cheapest first, and in a tier its
-    folders as listed (the node tier's own node first, whose parts are built first)."""
-    order = {}
-    for line in TIERS.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            for folder in line.split()[1:]:
-                order[folder] = len(order)
-    return order
+def tier_of():
+    """{test folder: its tier}, in tests/tiers.txt's order: the tiers cheapest first, and in a
+    tier its folders as listed (the node tier's own node first, whose parts are built first)."""
+    return {folder: tier for tier, *folders in
+            (line.split() for line in TIERS.read_text().splitlines()
+             if line.strip() and not line.startswith("#"))
+            for folder in folders}
 
 
 @pytest.hookimpl(trylast=True)
@@ -65,7 +63,7 @@ def pytest_collection_modifyitems(items):
     cheap tier shows in minutes, and ci/test.sh's background build of the node's parts has the
     cheaper tiers' time to finish before the first node test needs them (tests/node first: the
     policy controller, Prometheus, KEDA and metrics-server go on building while it runs)."""
-    order = tier_order()
+    order = {folder: place for place, folder in enumerate(tier_of())}
     items.sort(key=lambda item: order.get(Path(item.path).parent.name, len(order)))
 
 
@@ -77,14 +75,13 @@ def pytest_terminal_summary(terminalreporter):
     figures.summary(terminalreporter)
     if not FOLDER_SECONDS:
         return
-    tier_of = {folder: line.split()[0] for line in TIERS.read_text().splitlines()
-               if line.strip() and not line.startswith("#") for folder in line.split()[1:]}
+    tiers = tier_of()
     terminalreporter.section("time per tier and test folder (minutes)")
     by_tier = Counter()
     for folder, seconds in FOLDER_SECONDS.items():
-        by_tier[tier_of.get(folder, "?")] += seconds
+        by_tier[tiers.get(folder, "?")] += seconds
     for tier, seconds in by_tier.items():
         folders = ", ".join(f"{folder} {FOLDER_SECONDS[folder] / 60:.1f}"
-                            for folder in sorted(FOLDER_SECONDS) if tier_of.get(folder, "?") == tier)
+                            for folder in sorted(FOLDER_SECONDS) if tiers.get(folder, "?") == tier)
         terminalreporter.write_line(f"{tier:<8} {seconds / 60:5.1f}   ({folders})")
     terminalreporter.write_line(f"{'all':<8} {sum(FOLDER_SECONDS.values()) / 60:5.1f}")
