@@ -36,6 +36,8 @@ class Recorder(BaseHTTPRequestHandler):
 
     def answer(self, status, body, *headers):
         self.send_response(status)
+        if self.close_connection:  # the request said close: say so, as gunicorn does (RFC 9112
+            headers += (("Connection", "close"),)  # 9.6), or the client may reuse it meanwhile
         for name, value in (("Content-Length", str(len(body))), *headers):
             self.send_header(name, value)
         self.end_headers()
