@@ -5,6 +5,7 @@ exactly-once ledger is in ledger.py). A small HTTP port serves /healthz, /readyz
 /metrics, as every other service does.
 """
 import logging
+import os
 import signal
 import threading
 import time
@@ -36,6 +37,9 @@ class Settings:
     connect_timeout: float = 1.0    # seconds
     # rng queues requests behind its cap: at 10 workers on one rng a call waits ~0.8 s.
     read_timeout: float = 5.0       # seconds
+    # The kubelet's default terminationMessagePath: it keeps what is written there in the pod's
+    # status (`kubectl describe pod`: Last State), even when the pod's logs are gone.
+    termination_message_path: str = "/dev/termination-log"
 
 
 def load_settings():
@@ -50,7 +54,9 @@ def load_settings():
                              maximum=60.0),
         connect_timeout=env_float("CONNECT_TIMEOUT_SECONDS", Settings.connect_timeout,
                                   minimum=0.01),
-        read_timeout=env_float("READ_TIMEOUT_SECONDS", Settings.read_timeout, minimum=0.01))
+        read_timeout=env_float("READ_TIMEOUT_SECONDS", Settings.read_timeout, minimum=0.01),
+        termination_message_path=env_str("TERMINATION_MESSAGE_PATH",
+                                         Settings.termination_message_path))
 
 
 def is_coin(digest):
@@ -166,8 +172,18 @@ class Miner:
             except StageError as error:
                 self.record_error(error)
                 time.sleep(0.1)
-        log.info("final flush done: %d loops in all", self.ledger.loops_done)
+        done = f"final flush done: {self.ledger.loops_done} loops in all"
+        log.info("%s", done)
+        self.write_termination_message(done)
         return True
+
+    def write_termination_message(self, text):
+        """TEXT as the container's termination message, when the kubelet made its file (in a
+        pod; elsewhere the path is absent and nothing is written)."""
+        path = self.settings.termination_message_path
+        if os.path.exists(path):
+            with open(path, "w", encoding="utf-8") as message:
+                message.write(text + "\n")
 
     def alive(self):
         return self.loop_thread is not None and self.loop_thread.is_alive()

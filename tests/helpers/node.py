@@ -77,6 +77,8 @@ class Release:
     def __init__(self, cluster, namespace):
         self.cluster = cluster
         self.ns = namespace
+        self.termination_messages = {}   # worker pod: its container's termination message
+        self.pod_watch = None
 
     def helm(self, *args, **kw):
         return self.cluster.helm("-n", self.ns, *args, **kw)
@@ -99,6 +101,8 @@ class Release:
                    "every node's kube-proxy with rules for the release's Services")
 
     def uninstall(self):
+        if self.pod_watch:
+            self.pod_watch.kill()
         self.helm("uninstall", RELEASE, "--wait", "--timeout", "2m", check=False)
         self.cluster.kubectl("delete", "namespace", self.ns, "--wait=false", check=False)
 
@@ -148,10 +152,40 @@ class Release:
         return int(float(match.group(1)))
 
     def follow_logs(self, pods):
-        """`kubectl logs -f` of each pod, so their last lines are kept after the pods are gone."""
+        """`kubectl logs -f` of each pod, so their last lines are kept after the pods are gone;
+        and from now on, the worker pods' termination messages (see final_totals)."""
+        self.watch_termination_messages()
         return {pod: subprocess.Popen(
             ["kubectl", "-n", self.ns, "logs", "-f", pod], env=self.cluster.env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for pod in pods}
+
+    def watch_termination_messages(self):
+        """`kubectl get pods --watch` of the worker pods, in a thread: each one's termination
+        message, from the status the kubelet writes before the pod is deleted (the DELETED
+        event carries it too)."""
+        if self.pod_watch:
+            return
+        self.pod_watch = subprocess.Popen(
+            ["kubectl", "-n", self.ns, "get", "pods", "-l", component("worker"), "--watch",
+             "--output-watch-events", "-o", "json"], env=self.cluster.env,
+            stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self.read_pod_events, args=(self.pod_watch.stdout,),
+                         daemon=True).start()
+
+    def read_pod_events(self, stream):
+        decoder, buffer = json.JSONDecoder(), ""
+        for line in stream:   # a pretty-printed JSON object per event
+            buffer += line
+            try:
+                event, _ = decoder.raw_decode(buffer.strip())
+            except ValueError:
+                continue   # the object is not complete yet
+            buffer = ""
+            pod = event["object"]
+            for status in pod.get("status", {}).get("containerStatuses") or []:
+                message = status.get("state", {}).get("terminated", {}).get("message")
+                if message:
+                    self.termination_messages[pod["metadata"]["name"]] = message
 
     def stop_all_workers(self):
         """Scale the worker to 0 and return the loops each worker pod logged at its final flush
@@ -215,8 +249,11 @@ def installed_release(cluster, prefix):
     release.uninstall()
 
 
-def final_totals(followers, timeout=60):
-    """{pod: loops} from each followed log's 'final flush done' line."""
+def final_totals(release, followers, timeout=60):
+    """{pod: loops}: each worker pod's final count, from its termination message, which the
+    kubelet keeps in the pod's status (the followed log's own 'final flush done' line, when it has
+    one, must say the same). Not from the log alone: the kubelet stops following once the
+    container has exited, and the runtime may not have written the last lines to the file yet."""
     totals = {}
     for pod, proc in followers.items():
         try:
@@ -224,8 +261,14 @@ def final_totals(followers, timeout=60):
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-        match = WORKER_TOTAL.search(out)
-        assert match, f"{pod} logged no final flush:\n{out[-2000:]}"
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: pod in release.termination_messages, 30, "")
+        message = release.termination_messages.get(pod, "")
+        match = WORKER_TOTAL.search(message)
+        assert match, f"{pod} has no final count as its termination message ({message!r}); " \
+            f"its log:\n{out[-2000:]}"
+        logged = WORKER_TOTAL.search(out)
+        assert logged is None or logged.group(1) == match.group(1), (pod, message, logged)
         totals[pod] = int(match.group(1))
     return totals
 

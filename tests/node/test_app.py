@@ -122,12 +122,12 @@ def test_scale_down_loses_and_doubles_nothing(app):
     app.scale("worker", 1)
     survivor = app.ready_pods("worker")[0]["metadata"]["name"]
     stopped = {pod: proc for pod, proc in followers.items() if pod != survivor}
-    totals = final_totals(stopped)
+    totals = final_totals(app, stopped)
     assert len(totals) == 9 and all(n > 0 for n in totals.values()), totals
     # Mining goes on with the one worker left.
     assert steady_speed(app, seconds=10) == pytest.approx(PER_WORKER, rel=0.2)
     app.stop_all_workers()
-    totals.update(final_totals({survivor: followers[survivor]}))
+    totals.update(final_totals(app, {survivor: followers[survivor]}))
     assert int(app.redis("GET", "hashes")) == sum(totals.values()), totals
 
 

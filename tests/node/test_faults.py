@@ -58,6 +58,6 @@ def test_mining_resumes_after_a_forced_delete(mining, name):
 def test_hashes_equal_what_the_workers_counted(mining):
     release, followers = mining
     release.stop_all_workers()
-    totals = final_totals(followers)
+    totals = final_totals(release, followers)
     assert len(totals) == 3
     assert int(release.redis("GET", "hashes")) == sum(totals.values()), totals

@@ -95,7 +95,7 @@ def test_the_workers_ride_through_a_failure_rate_counting_exactly(app):
                "60 hashes through hasher's 500s")
     errors = {pod: errors_by_stage(app, pod) for pod in workers}
     app.stop_all_workers()
-    totals = final_totals(followers)
+    totals = final_totals(app, followers)
     assert int(app.redis("GET", "hashes")) == base + sum(totals.values()), (base, totals)
     # A fifth of the hashes failed at least once, and the retries absorbed them.
     assert all(e["hasher"] > 0 for e in errors.values()), errors

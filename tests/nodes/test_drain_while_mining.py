@@ -67,7 +67,7 @@ def test_a_drain_while_mining_loses_and_doubles_nothing(app):
     followers = watch.followers
     assert len(followers) > 6, sorted(followers)
     app.stop_all_workers()
-    totals = final_totals(followers)
+    totals = final_totals(app, followers)
     assert int(app.redis("GET", "hashes")) == sum(totals.values()), totals
     app.cluster.kubectl("uncordon", node)
 

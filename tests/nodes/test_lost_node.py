@@ -121,7 +121,7 @@ def test_a_lost_node_is_replaced_and_nothing_counts_twice(app):
     for proc in (f for pod, f in watch.followers.items() if pod in names):
         proc.kill()
     app.kubectl("scale", "deployment", "worker", "--replicas=0")
-    totals = final_totals(others)
+    totals = final_totals(app, others)
     assert len(totals) == 6, sorted(totals)   # 4 that stayed, 2 replacements
     assert int(app.redis("GET", "hashes")) == sum(totals.values()) + sum(flushed.values()), (
         totals, flushed)

@@ -27,8 +27,8 @@ def stack(tmp_path):
     parts["redis"].close()
 
 
-def start_worker(stack):
-    return worker(stack["rng"].url + "/32", stack["hasher"].url + "/", stack["redis"].url)
+def start_worker(stack, env=None):
+    return worker(stack["rng"].url + "/32", stack["hasher"].url + "/", stack["redis"].url, env)
 
 
 def hashes_done(proc):
@@ -70,13 +70,27 @@ def metric_total_coins_logged(proc):
     return proc.output().count("Coin found")
 
 
-def test_sigterm_flushes_and_exits_within_two_seconds(stack):
-    proc = start_worker(stack)
+def test_sigterm_flushes_and_exits_within_two_seconds(stack, tmp_path):
+    """The final count is logged, and written as the termination message, as in a pod (where the
+    kubelet makes the file, and keeps it in the pod's status after the logs are gone)."""
+    message = tmp_path / "termination-log"
+    message.touch()
+    proc = start_worker(stack, {"TERMINATION_MESSAGE_PATH": str(message)})
     wait_for_more_hashes(proc, 5)
     elapsed, code, flushed = stop_and_final_count(proc)
     assert code == 0 and elapsed < 2.0, (code, elapsed)
     assert flushed is not None and flushed >= 5
     assert int(stack["redis"].client().get("hashes")) == flushed
+    assert message.read_text() == f"final flush done: {flushed} loops in all\n"
+
+
+def test_no_termination_message_outside_a_pod(stack, tmp_path):
+    """Where no kubelet made the file, the worker creates none."""
+    absent = tmp_path / "termination-log"
+    proc = start_worker(stack, {"TERMINATION_MESSAGE_PATH": str(absent)})
+    wait_for_more_hashes(proc, 2)
+    assert stop_and_final_count(proc)[2] is not None
+    assert not absent.exists()
 
 
 def test_heartbeat_tells_rate_and_latency(stack):
