@@ -119,7 +119,7 @@ if [ ${#background[@]} -gt 0 ]; then
   build_pid=$!
 fi
 set +e
-python -m pytest "$@"
+python -m pytest --durations=25 "$@"   # the slowest steps, for the clock
 status=$?
 if [ -n "${build_pid:-}" ]; then
   if ! wait "$build_pid"; then
