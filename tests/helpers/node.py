@@ -188,8 +188,8 @@ class Release:
                     self.termination_messages[pod["metadata"]["name"]] = message
 
     def stop_all_workers(self):
-        """Scale the worker to 0 and return the loops each worker pod logged at its final flush
-        (the log of every worker that ever ran here must be followed by the caller before)."""
+        """Scale the worker to 0 and wait until every worker pod is gone. It returns nothing: the
+        caller takes the counts with final_totals, from the logs it followed before."""
         self.kubectl("scale", "deployment", "worker", "--replicas=0")
         wait_until(lambda: not self.pods("worker"), 120, "every worker pod gone")
 
