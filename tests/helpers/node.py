@@ -33,6 +33,14 @@ WORKER_TOTAL = re.compile(r"final flush done: (\d+) loops in all")
 class NodeCluster(kube.Cluster):
     """The control plane plus the real node, in its own CLUSTER_DIR."""
 
+    def script(self, *args, timeout=1800):
+        """ci/cluster.sh ARGS; once it is `down`, no later session fixture shares it (UP)."""
+        try:
+            return super().script(*args, timeout=timeout)
+        finally:
+            if args[:1] == ("down",) and self in UP:
+                UP.remove(self)
+
     @property
     def values_file(self):
         """The values `up --node` wrote: the images in the node's loopback registry."""
@@ -413,13 +421,19 @@ def ancestors():
 def session_node_cluster(tmp_path_factory, name, *up_args, figure="up_to_node_ready_seconds"):
     """`ci/cluster.sh up UP_ARGS` in a directory of its own, then `down`: a session fixture's body.
     Only one node cluster may run on the machine, so another one this session started (the
-    tests/node one, when tests/nodes runs after it) is taken down first."""
+    tests/node one, when tests/nodes runs after it) is taken down first, unless it was started
+    with every one of UP_ARGS: then it is shared, and its own fixture takes it down (tests/netpol
+    runs on tests/autoscale's node, which has the policy controller too, and saves an up)."""
     hold_node_lock()
+    for c in UP:
+        if set(up_args) <= set(c.up_args):
+            yield c
+            return
     while UP:
         UP.pop().script("down")
     before = host_state()
     c = NodeCluster(tmp_path_factory.mktemp(name))
-    c.host_before = before
+    c.host_before, c.up_args = before, up_args
     started = time.monotonic()
     try:
         c.script("up", *up_args)

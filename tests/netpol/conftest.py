@@ -1,6 +1,7 @@
 """Fixtures for the NetworkPolicy tests: one real node (`ci/cluster.sh up --node
 --network-policy`) per session, with kube-router's policy controller enforcing the chart's
-policies, and one release upgraded between the cases."""
+policies, and one release upgraded between the cases. When tests/autoscale ran first in the
+session, its node (the same parts, and the metrics stack) is shared instead of a second `up`."""
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from helpers import node
 
 @pytest.fixture(scope="session")
 def node_cluster(tmp_path_factory):
-    """The node with NetworkPolicies enforced, then `down`, which must leave nothing."""
+    """The node with NetworkPolicies enforced (tests/autoscale's, if it is up), then `down`."""
     yield from node.session_node_cluster(tmp_path_factory, "netpol", "--node", "--network-policy",
                                          figure="up_to_node_with_policies_ready_seconds")
 

@@ -1,5 +1,7 @@
 """`ci/cluster.sh down` after kube-router enforced policies: its process, chains, rules and
-ipsets are gone with the rest of the node. Run last of this folder (see conftest.py)."""
+ipsets are gone with the rest of the node, and so is everything of Prometheus, KEDA and
+metrics-server when tests/autoscale ran first on this node. Run last of this folder (see
+conftest.py), and of the node tier (tests/tiers.txt)."""
 import os
 import time
 from pathlib import Path
