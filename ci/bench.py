@@ -43,6 +43,16 @@ def rss_mib(pid):
     return 0.0
 
 
+def pss_mib(pid):
+    """Proportional set size: each shared page divided among the processes that map it, so
+    a sum over processes counts every page once (smem's measure; a gunicorn worker shares
+    its master's pages until it writes them)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def app_processes(app):
     """{pid: service} for every process of the app: gunicorn masters and workers too."""
     found = {pid: service_of(pid) for pid in process_tree(app.process.pid)}
@@ -105,10 +115,11 @@ def run_cell(workers, rng, seconds, settle):
         cpu_after, hashes_after = cpu_by_service(processes), app.hashes()
         rng_after, hasher_after = buckets(app.rng_url, rng_labels), buckets(
             app.hasher_url, hasher_labels)
-        rss = {}
+        rss, pss = {}, {}
         for pid, service in processes.items():
             try:
                 rss.setdefault(service, []).append(round(rss_mib(pid), 1))
+                pss.setdefault(service, []).append(round(pss_mib(pid), 1))
             except OSError:
                 pass
     hashes = max(hashes_after - hashes_before, 1)
@@ -124,7 +135,38 @@ def run_cell(workers, rng, seconds, settle):
         "hasher_p95": rounded(quantile(0.95, hasher_before, hasher_after)),
         "cpu_ms_per_hash": cpu_ms,
         "rss_mib": rss,
+        "pss_mib": pss,
     }
+
+
+# The seed's app (rng.py, hasher.rb, worker.py and redis; no webui), measured beside ours on
+# this machine kind with ci/up.sh on 2026-12-02 (issue 23). Not re-measured here: this
+# machine has no Ruby for hasher.rb. CPU is ms per call at W=6 R=1 (the range of that run's
+# readings); memory is the summed RSS at W=2 R=1.
+SEED = {"rng_cpu_ms": (1.79, 1.96), "hasher_cpu_ms": (1.90, 2.06), "rss_mib": 147.0,
+        "processes": 5}
+
+
+def seed_comparison(cells):
+    """Our figures beside SEED's, from the W=6 R=1 and W=2 R=1 cells (None if the run had
+    either missing): rng and hasher CPU ms per call (one call of each per hash), and the
+    summed RSS and PSS (MiB) of the seed's five kinds of process, webui left out as the
+    seed's run left it out. Ratios are ours / the seed's, against both ends of its range."""
+    by_cell = {(c["workers"], c["rng"]): c for c in cells}
+    if (6, 1) not in by_cell or (2, 1) not in by_cell:
+        return None
+    cpu, small = by_cell[(6, 1)]["cpu_ms_per_hash"], by_cell[(2, 1)]
+    kept = [s for s in small["rss_mib"] if s != "webui"]
+    figures = {"rss_mib": round(sum(sum(small["rss_mib"][s]) for s in kept), 1),
+               "pss_mib": round(sum(sum(small["pss_mib"][s]) for s in kept), 1),
+               "processes": sum(len(small["rss_mib"][s]) for s in kept)}
+    for service in ("rng", "hasher"):
+        low, high = SEED[f"{service}_cpu_ms"]
+        figures[f"{service}_cpu_ms"] = cpu[service]
+        figures[f"{service}_cpu_ratio"] = (round(cpu[service] / high, 2),
+                                           round(cpu[service] / low, 2))
+    figures["rss_ratio"] = round(figures["rss_mib"] / SEED["rss_mib"], 2)
+    return figures
 
 
 def container_figures():
@@ -299,6 +341,20 @@ EXTRA_LINES = {
 }
 
 
+def print_seed(figures):
+    if figures is None:
+        return
+    for service in ("rng", "hasher"):
+        low, high = SEED[f"{service}_cpu_ms"]
+        ratio = figures[f"{service}_cpu_ratio"]
+        print(f"beside the seed: {service} CPU per call, W=6 R=1: "
+              f"{figures[f'{service}_cpu_ms']:.2f} ms (seed {low:.2f}-{high:.2f}: "
+              f"x{ratio[0]:.2f}-{ratio[1]:.2f})")
+    print(f"beside the seed: summed memory, W=2 R=1, no webui: RSS {figures['rss_mib']:.1f} MiB "
+          f"over {figures['processes']} processes (seed {SEED['rss_mib']:.0f} MiB over "
+          f"{SEED['processes']}: x{figures['rss_ratio']:.2f}), PSS {figures['pss_mib']:.1f} MiB")
+
+
 def print_extras(extras):
     for section, line in EXTRA_LINES.items():
         figures = extras.get(section, {})
@@ -343,6 +399,7 @@ def write_report(path, cells, extras, argv):
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
         print_table(cells, path.with_suffix(".png").name)
+        print_seed(seed_comparison(cells))
         print_extras(extras)
     path.write_text(
         "# Benchmarks\n\n"
@@ -403,9 +460,11 @@ def main():
     plot_path = Path(args.out) / "bench.png"
     plot(cells, plot_path)
     if args.json:
-        print(json.dumps({"cells": cells, "plot": str(plot_path), **extras}, indent=2))
+        print(json.dumps({"cells": cells, "plot": str(plot_path),
+                          "seed": seed_comparison(cells), **extras}, indent=2))
     else:
         print_table(cells, plot_path)
+        print_seed(seed_comparison(cells))
         print_extras(extras)
     report = args.report or (None if args.quick else str(ROOT / "docs" / "benchmarks.md"))
     if report:

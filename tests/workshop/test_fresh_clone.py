@@ -3,6 +3,7 @@
 has them) and runs the page's line as typed (README.md's `ci/up.sh`, docs/testing.md's
 `ci/bench.sh --quick`), with this checkout's venv and tools off PATH."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,4 +81,9 @@ def test_bench_quick_first(tmp_path):
     assert [(int(r[0]), int(r[1])) for r in rows] == [(1, 1), (2, 1), (6, 1), (6, 2)], proc.stdout
     assert f"plot: {clone / 'out' / 'bench.png'}" in proc.stdout
     assert (clone / "out" / "bench.png").stat().st_size > 10_000
+    # The figures beside the seed's (issue 23): both services' CPU, and memory without webui.
+    beside = [row for row in proc.stdout.splitlines() if row.startswith("beside the seed: ")]
+    assert [row.split(":")[1].split(",")[0].strip() for row in beside] == [
+        "rng CPU per call", "hasher CPU per call", "summed memory"], proc.stdout
+    assert re.search(r"RSS [0-9.]+ MiB over 7 processes .* PSS [0-9.]+ MiB$", beside[2]), beside
     print(f"fresh clone: ci/bench.sh --quick took {time.monotonic() - started:.0f} s\n{proc.stdout}")
