@@ -118,10 +118,11 @@ def run_cell(workers, rng, seconds, settle):
         rss, pss = {}, {}
         for pid, service in processes.items():
             try:
-                rss.setdefault(service, []).append(round(rss_mib(pid), 1))
-                pss.setdefault(service, []).append(round(pss_mib(pid), 1))
-            except OSError:
-                pass
+                both = rss_mib(pid), pss_mib(pid)
+            except OSError:  # it ended meanwhile
+                continue
+            rss.setdefault(service, []).append(round(both[0], 1))
+            pss.setdefault(service, []).append(round(both[1], 1))
     hashes = max(hashes_after - hashes_before, 1)
     cpu_ms = {s: round(1000 * (cpu_after[s] - cpu_before[s]) / hashes, 2) for s in COMPONENTS}
     cpu_ms["total"] = round(sum(cpu_ms.values()), 2)
