@@ -151,8 +151,8 @@ SEED = {"rng_cpu_ms": (1.79, 1.96), "hasher_cpu_ms": (1.90, 2.06), "rss_mib": 14
 def seed_comparison(cells):
     """Our figures beside SEED's, from the W=6 R=1 and W=2 R=1 cells (None if the run had
     either missing): rng and hasher CPU ms per call (one call of each per hash), and the
-    summed RSS and PSS (MiB) of the seed's five kinds of process, webui left out as the
-    seed's run left it out. Ratios are ours / the seed's, against both ends of its range."""
+    summed RSS and PSS (MiB) of the processes of redis, rng, hasher and worker (webui left
+    out, as the seed's run left it out). Ratios are ours / the seed's, against both ends of its range."""
     by_cell = {(c["workers"], c["rng"]): c for c in cells}
     if (6, 1) not in by_cell or (2, 1) not in by_cell:
         return None
