@@ -36,21 +36,23 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def rss_mib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def proc_mib(pid, name, field):
+    """A "Field:   N kB" line of /proc/<pid>/<name>, in MiB (0.0 if it has none)."""
+    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mib(pid):
+    return proc_mib(pid, "status", "VmRSS")
 
 
 def pss_mib(pid):
     """Proportional set size: each shared page divided among the processes that map it, so
     a sum over processes counts every page once (smem's measure; a gunicorn worker shares
     its master's pages until it writes them)."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return proc_mib(pid, "smaps_rollup", "Pss")
 
 
 def app_processes(app):
