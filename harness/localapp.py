@@ -197,6 +197,14 @@ def worker(rng_url, hasher_url, redis_url, env=None, images=IMAGES):
 
 
 # --- the whole app ---------------------------------------------------------------------------
+def until_first_stop(output, chars=3000):
+    """The last `chars` of honcho's output up to its first "<name> stopped (rc=N)" line: once
+    one process ends, honcho stops all the others, and their shutdown would hide the cause."""
+    first = re.search(r"^.*\| \S+ stopped \(rc=-?[0-9]+\)$", output, re.MULTILINE)
+    end = first.end() if first else len(output)
+    return output[max(0, end - chars):end]
+
+
 class LocalApp:
     """The whole app as `ci/up.sh --workers W --rng R` runs it, on free ports, plus any extra
     workers started later (a scale-up) on the same rng, hasher and redis. Ready once webui's
@@ -223,7 +231,7 @@ class LocalApp:
             wait_until(self._reporting, 90, interval=0.25, what=f"{workers} workers reporting")
         except Exception:
             self.stop()
-            raise AssertionError(f"ci/up.sh did not come up:\n{self.process.output()[-3000:]}")
+            raise AssertionError(f"ci/up.sh did not come up:\n{until_first_stop(self.output())}")
 
     @property
     def webui_url(self):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from localapp import LocalApp, alive, measure, process_tree
+from localapp import LocalApp, alive, measure, process_tree, until_first_stop
 from dockercoins_lab.scaling import model
 
 @functools.lru_cache(maxsize=None)
@@ -77,3 +77,15 @@ def test_ctrl_c_stops_the_workers_before_redis_and_leaves_nothing(monkeypatch, t
     assert out.count("final flush done") == 6, out[-4000:]
     assert "did not take the final flush" not in out, out[-4000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_that_fails_shows_what_stopped_first_not_the_shutdown_after_it():
+    """When one process of ci/up.sh ends, honcho stops the rest: the report keeps the cause."""
+    output = ("09:00:00 rng.1    | OSError: [Errno 98] Address already in use\n"
+              "09:00:00 system   | rng.1 stopped (rc=1)\n"
+              "09:00:00 system   | sending SIGTERM to worker.1 (pid 42)\n"
+              + "09:00:01 worker.1 | stopping\n" * 500
+              + "09:00:01 system   | worker.1 stopped (rc=-15)\n")
+    shown = until_first_stop(output)
+    assert shown.endswith("rng.1 stopped (rc=1)") and "Address already in use" in shown
+    assert until_first_stop("no process stopped yet\n", chars=4) == "yet\n"
